@@ -1,0 +1,189 @@
+"""Comparing two traces, intermediate by intermediate, in execution order.
+
+Tolerance policy (the same for every intermediate except the mask):
+
+    relative error = max |actual - expected| / max |expected|
+    float64: relative error <= 1e-12        float32: relative error <= 1e-5
+    the causal mask (layers.{i}.attention.mask): bit for bit equal (tolerance 0)
+
+The error is measured against the scale of the whole tensor, not element by
+element: elements near zero (a ReLU's edge, a masked weight) would otherwise turn
+harmless rounding into huge relative errors. The bounds are what two correct
+implementations reach with different summation orders: float32 carries about 7
+digits, and the two layers' matmuls and LayerNorms lose one or two of them;
+float64 carries about 16 and loses a few. A tensor whose expected values are
+all 0 passes only if the actual ones are exactly 0 too.
+
+Beyond the values, the shape and the dtype must match, and the two traces must
+hold exactly the same names: a missing or an extra intermediate is a failure,
+never a skip. The first failing intermediate in execution order is named, since
+every later one inherits its error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+RELATIVE_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+
+def is_exact(name: str) -> bool:
+    """Intermediates that two correct implementations produce bit for bit."""
+    return name.endswith("attention.mask")
+
+
+def tolerance_for(name: str, dtype: str) -> float:
+    if dtype not in RELATIVE_TOLERANCE:
+        raise ValueError(f"no tolerance for dtype {dtype!r}; use one of {sorted(RELATIVE_TOLERANCE)}")
+    return 0.0 if is_exact(name) else RELATIVE_TOLERANCE[dtype]
+
+
+@dataclass
+class Comparison:
+    """One intermediate compared. max_abs and max_rel are None where no values could be compared."""
+
+    name: str
+    shape: list | None           # the expected shape
+    max_abs: float | None
+    max_rel: float | None
+    tol: float
+    ok: bool
+    against: str = "torch"       # which implementation gave the expected values
+    note: str = ""               # why it failed, when not because of the values
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare_arrays(name: str, actual, expected, tol: float, against: str = "torch") -> Comparison:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    shape = list(expected.shape)
+    if actual.shape != expected.shape:
+        return Comparison(name, shape, None, None, tol, False, against, f"shape {list(actual.shape)}, expected {shape}")
+    if actual.dtype != expected.dtype:
+        return Comparison(name, shape, None, None, tol, False, against, f"dtype {actual.dtype}, expected {expected.dtype}")
+    if actual.size == 0:
+        return Comparison(name, shape, 0.0, 0.0, tol, True, against)
+    wide_actual, wide_expected = actual.astype(np.float64), expected.astype(np.float64)
+    if not (np.all(np.isfinite(wide_actual)) and np.all(np.isfinite(wide_expected))):
+        return Comparison(name, shape, None, None, tol, False, against, "NaN or infinite values")
+    max_abs = float(np.max(np.abs(wide_actual - wide_expected)))
+    scale = float(np.max(np.abs(wide_expected)))
+    if scale == 0.0:
+        max_rel = 0.0 if max_abs == 0.0 else float("inf")
+    else:
+        max_rel = max_abs / scale
+    return Comparison(name, shape, max_abs, max_rel, tol, max_rel <= tol, against)
+
+
+def compare_traces(actual, expected, dtype: str, against: str = "torch") -> list[Comparison]:
+    """Compare every name of `expected` (in its order), then flag names only `actual` has."""
+    rows = []
+    for name, expected_value in expected.items():
+        tol = tolerance_for(name, dtype)
+        if name not in actual:
+            rows.append(Comparison(name, list(np.shape(expected_value)), None, None, tol, False, against, "missing from the NumPy trace"))
+        else:
+            rows.append(compare_arrays(name, actual[name], expected_value, tol, against))
+    for name in actual:
+        if name not in expected:
+            rows.append(Comparison(name, list(np.shape(actual[name])), None, None, tolerance_for(name, dtype), False, against,
+                                   f"extra: {against} has no such intermediate"))
+    return rows
+
+
+@dataclass
+class ParityReport:
+    """All comparisons of one dtype, over one or more inputs, in execution order."""
+
+    dtype: str
+    rows: list[Comparison]
+    cases: list[dict] = field(default_factory=list)  # a description of each input
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(row.ok for row in self.rows)
+
+    @property
+    def first_mismatch(self) -> Comparison | None:
+        return next((row for row in self.rows if not row.ok), None)
+
+    @classmethod
+    def combine(cls, dtype: str, per_case: list[list[Comparison]], cases: list[dict]) -> "ParityReport":
+        """One row per (intermediate, against) over several inputs: the largest errors,
+        the shape of the largest input; it fails if it fails, or is absent, for any input."""
+        groups: dict[tuple, list[Comparison]] = {}
+        for rows in per_case:
+            for row in rows:
+                groups.setdefault((row.name, row.against), []).append(row)
+        combined = []
+        for (name, against), rows in groups.items():
+            largest = max(rows, key=lambda row: int(np.prod(row.shape or [0])))
+            failed = next((row for row in rows if not row.ok), None)
+            note = failed.note if failed else ""
+            if len(rows) != len(per_case):
+                note = f"present for only {len(rows)} of {len(per_case)} inputs"
+            abs_errors = [row.max_abs for row in rows]
+            rel_errors = [row.max_rel for row in rows]
+            combined.append(Comparison(
+                name, largest.shape,
+                None if None in abs_errors else max(abs_errors),
+                None if None in rel_errors else max(rel_errors),
+                rows[0].tol, failed is None and len(rows) == len(per_case), against, note,
+            ))
+        return cls(dtype, combined, cases)
+
+    def to_dict(self) -> dict:
+        first = self.first_mismatch
+        return {
+            "ok": self.ok,
+            "dtype": self.dtype,
+            "first_mismatch": None if first is None else {"name": first.name, "against": first.against},
+            "tolerance": {"relative": RELATIVE_TOLERANCE[self.dtype], "mask": 0.0},
+            "cases": self.cases,
+            "intermediates": [row.to_dict() for row in self.rows],
+        }
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def format_report(report: ParityReport) -> str:
+    """The report as a plain-text table, then the first mismatch and the verdict."""
+    lines = [f"dtype {report.dtype}: {len(report.cases)} input(s)"]
+    for case in report.cases:
+        lines.append(f"  - {case['name']}: shape {case['shape']}")
+    header = ("intermediate", "vs", "shape", "max abs err", "rel err", "tolerance", "result")
+    table = [header] + [
+        (row.name, row.against, "[" + ", ".join(map(str, row.shape or [])) + "]", _number(row.max_abs),
+         _number(row.max_rel), _number(row.tol), ("OK" if row.ok else "MISMATCH") + (f"  ({row.note})" if row.note else ""))
+        for row in report.rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for line in table:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
+    first = report.first_mismatch
+    if first is None:
+        worst = max((row for row in report.rows if row.max_rel is not None and row.tol > 0), key=lambda row: row.max_rel, default=None)
+        if worst is not None:
+            lines.append(f"largest relative error: {worst.max_rel:.2e} at {worst.name} (vs {worst.against}; tolerance {worst.tol:.0e})")
+        lines.append(f"verdict ({report.dtype}): OK, all {len(report.rows)} comparisons within tolerance")
+    else:
+        reason = first.note or f"relative error {_number(first.max_rel)} > tolerance {_number(first.tol)}"
+        lines.append(f"first mismatch: {first.name} (vs {first.against}): {reason}")
+        failed = sum(1 for row in report.rows if not row.ok)
+        lines.append(f"verdict ({report.dtype}): MISMATCH, {failed} of {len(report.rows)} comparisons failed")
+    return "\n".join(lines)
+
+
+def reports_to_json(reports: list[ParityReport], checkpoint: str) -> str:
+    """One JSON document: a single dtype's report at the top level; several under "runs"."""
+    if len(reports) == 1:
+        document = {"checkpoint": checkpoint, **reports[0].to_dict()}
+    else:
+        document = {"checkpoint": checkpoint, "ok": all(r.ok for r in reports), "runs": [r.to_dict() for r in reports]}
+    return json.dumps(document, indent=2)

@@ -1,0 +1,76 @@
+"""numpy-ref verify CHECKPOINT: the NumPy reference against PyTorch, intermediate by intermediate."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from numpy_ref.checkpoint import load_checkpoint
+from numpy_ref.errors import InputError
+from numpy_ref.parity import format_report, reports_to_json
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "verify",
+        help="compare the NumPy reference with PyTorch at every intermediate",
+        description=(
+            "Load a checkpoint into the NumPy reference, the PyTorch model and PyTorch's stock "
+            "TransformerEncoderLayer stack; run all three on several inputs; compare every "
+            "intermediate. Exit 0 when all agree, 1 on a mismatch, 2 on bad input."
+        ),
+    )
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a canonical safetensors checkpoint")
+    parser.add_argument("--dtype", action="append", choices=["float32", "float64"],
+                        help="compute in this dtype; repeat for both (default: float32)")
+    parser.add_argument("--prompt", help="compare on this text instead of inputs drawn from the vocabulary")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the drawn inputs (default 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.set_defaults(func=run)
+
+
+def prompt_case(text: str, checkpoint, Case):
+    from numpy_ref.vocab import Vocabulary
+
+    encoded = Vocabulary(checkpoint.vocab, checkpoint.config.pad_id).encode(text)
+    if not encoded.ids:
+        raise InputError("--prompt is empty: give at least one word.")
+    if encoded.unknown:
+        print(f"note: {len(encoded.unknown)} word(s) of the prompt are not in the vocabulary and become id "
+              f"{checkpoint.config.pad_id}: {', '.join(encoded.unknown)}", file=sys.stderr)
+    ids = encoded.ids
+    limit = checkpoint.config.max_seq_len
+    if len(ids) > limit:
+        print(f"note: the prompt has {len(ids)} words; keeping the last {limit} (max_seq_len)", file=sys.stderr)
+        ids = ids[-limit:]
+    return Case(f"prompt ({len(ids)} words)", np.array([ids], dtype=np.int64))
+
+
+def run(args) -> int:
+    try:
+        from torch_model.parity import Case, default_cases, run_parity
+    except ImportError as error:
+        raise InputError(
+            f"verify compares against PyTorch, which cannot be imported here ({error}). "
+            f"Install it with: pip install -c constraints.txt '.[torch]'"
+        ) from None
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.prompt is not None:
+        cases = [prompt_case(args.prompt, checkpoint, Case)]
+    else:
+        cases = default_cases(checkpoint.config, args.seed)
+    reports = [run_parity(checkpoint, dtype, cases) for dtype in (args.dtype or ["float32"])]
+
+    if args.json:
+        print(reports_to_json(reports, args.checkpoint))
+    else:
+        config = checkpoint.config
+        print(f"checkpoint {args.checkpoint}: vocab {config.vocab_size}, d_model {config.d_model}, "
+              f"{config.n_heads} heads, d_ff {config.d_ff}, {config.n_layers} layers, max_seq_len {config.max_seq_len}")
+        print("NumPy reference vs the PyTorch model (torch) at every intermediate, and vs PyTorch's stock "
+              "TransformerEncoderLayer stack (torch_stock) at each block's output and the logits\n")
+        print("\n\n".join(format_report(report) for report in reports))
+        if len(reports) > 1:
+            print("\noverall: " + ("OK" if all(r.ok for r in reports) else "MISMATCH"))
+    return 0 if all(report.ok for report in reports) else 1
