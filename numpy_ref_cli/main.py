@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fail(message: str) -> int:
     """Print a user error as one wrapped paragraph on stderr; return exit code 2."""
-    print(textwrap.fill(f"numpy-ref: error: {message}", width=100), file=sys.stderr)
+    text = textwrap.fill(f"numpy-ref: error: {message}", width=100, break_long_words=False, break_on_hyphens=False)
+    print(text, file=sys.stderr)
     return 2
 
 

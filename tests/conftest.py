@@ -1,0 +1,48 @@
+"""Shared fixtures. `pytest --checkpoint PATH` runs the checkpoint tests on PATH instead
+of the shipped checkpoint (or, before one ships, a seeded random one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpy_ref.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from numpy_ref.config import ModelConfig
+from numpy_ref.random_init import random_params, random_vocab
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CHECKPOINT = ROOT / "data" / "rpg_model.safetensors"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--checkpoint", default=None, help="run the checkpoint tests on this file")
+
+
+def random_checkpoint(config: ModelConfig, seed: int = 0) -> Checkpoint:
+    return Checkpoint(config, random_vocab(config.vocab_size), random_params(config, seed))
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path(request, tmp_path_factory) -> Path:
+    """The checkpoint under test: --checkpoint, else the shipped one, else seeded random weights."""
+    given = request.config.getoption("--checkpoint")
+    if given:
+        return Path(given)
+    if SHIPPED_CHECKPOINT.exists():
+        return SHIPPED_CHECKPOINT
+    path = tmp_path_factory.mktemp("checkpoint") / "random_model.safetensors"
+    checkpoint = random_checkpoint(ModelConfig(vocab_size=64), seed=0)
+    save_checkpoint(path, checkpoint.params, checkpoint.config, checkpoint.vocab)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(checkpoint_path) -> Checkpoint:
+    return load_checkpoint(checkpoint_path)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

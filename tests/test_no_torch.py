@@ -1,0 +1,42 @@
+"""numpy_ref imports and runs where PyTorch cannot be imported."""
+
+import subprocess
+import sys
+import textwrap
+
+
+def test_numpy_ref_runs_where_importing_torch_fails(checkpoint_path):
+    script = textwrap.dedent(f"""
+        import sys
+
+        class BlockTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+
+        sys.meta_path.insert(0, BlockTorch())
+        try:
+            import torch
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("the blocker did not work")
+
+        import numpy as np
+        import numpy_ref
+        from numpy_ref.parity import compare_traces
+
+        model = numpy_ref.load({str(checkpoint_path)!r}, dtype="float64")
+        ids = np.array([[1, 2, 3]])
+        logits, trace = model.run_with_trace(ids)
+        assert logits.shape == (1, 3, model.config.vocab_size)
+        assert list(trace) == numpy_ref.trace_names(model.config.n_layers)
+        f32 = numpy_ref.load({str(checkpoint_path)!r}, dtype="float32")
+        rows = compare_traces(f32.run_with_trace(ids)[1], {{k: v.astype("float32") for k, v in trace.items()}}, "float32")
+        assert all(row.ok for row in rows), [r for r in rows if not r.ok]
+        assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
+        print("ran without torch")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ran without torch" in result.stdout
