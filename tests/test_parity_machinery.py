@@ -93,3 +93,19 @@ def test_combine_takes_the_worst_input_and_fails_a_name_absent_from_one_input():
     assert dict((r.name, r.max_abs) for r in report.rows)["logits"] == pytest.approx(1e-14, rel=0.5)
     report = ParityReport.combine("float64", [a, b[:-1]], [{"name": "a", "shape": []}, {"name": "b", "shape": []}])
     assert not report.ok and report.first_mismatch.name == "logits"
+
+
+def test_float32_tolerance_widens_only_to_the_expected_sides_own_rounding_error():
+    assert tolerance_for("logits", "float32", noise=1e-7) == 1e-5
+    assert tolerance_for("logits", "float32", noise=1e-5) == pytest.approx(8e-5)
+    assert tolerance_for("logits", "float64", noise=1e-5) == 1e-12
+    assert tolerance_for("layers.0.attention.mask", "float32", noise=1.0) == 0.0
+    expected = trace(np.float32)
+    actual = trace(np.float32)
+    actual["logits"] = actual["logits"] * np.float32(1 + 3e-5)
+    rows = {r.name: r for r in compare_traces(actual, expected, "float32")}
+    assert not rows["logits"].ok
+    rows = {r.name: r for r in compare_traces(actual, expected, "float32", noise={"logits": 1e-5})}
+    assert rows["logits"].ok and rows["logits"].noise == 1e-5
+    report = ParityReport.combine("float32", [list(rows.values())], [{"name": "a", "shape": []}])
+    assert "8.00e-05*" in format_report(report) and "widened" in format_report(report)

@@ -10,7 +10,7 @@ import torch
 
 import numpy_ref
 from numpy_ref.checkpoint import Checkpoint
-from numpy_ref.parity import ParityReport, compare_traces
+from numpy_ref.parity import ParityReport, compare_traces, relative_error
 from numpy_ref.schema import trace_names
 
 from .model import Decoder
@@ -60,19 +60,31 @@ def run_parity(checkpoint: Checkpoint, dtype: str, cases: list[Case]) -> ParityR
     reference = numpy_ref.Model.from_checkpoint(checkpoint, dtype)
     hand_written = Decoder.from_params(config, params, TORCH_DTYPES[dtype])
     stock = StockDecoder.from_params(config, params, TORCH_DTYPES[dtype])
+    # In float32, the PyTorch model also runs in float64, to measure how far PyTorch's own
+    # float32 result is from the exact one: the noise that widens an ill-conditioned
+    # tensor's tolerance (see numpy_ref.parity).
+    exact = Decoder.from_params(config, params, torch.float64) if dtype == "float32" else None
     order = {name: index for index, name in enumerate(trace_names(config.n_layers))}
 
     per_case = []
     for case in cases:
         _, numpy_trace = reference.run_with_trace(case.ids)
         ids = torch.from_numpy(reference.check_ids(case.ids))
-        torch_trace, stock_trace = {}, {}
+        torch_trace, stock_trace, exact_trace = {}, {}, {}
         with torch.no_grad():
             hand_written(ids, torch_trace)
             stock(ids, stock_trace)
-        rows = compare_traces(numpy_trace, _numpy_trace(torch_trace), dtype, against="torch")
+            if exact is not None:
+                exact(ids, exact_trace)
+        torch_trace, stock_trace = _numpy_trace(torch_trace), _numpy_trace(stock_trace)
+        torch_noise = stock_noise = None
+        if exact is not None:
+            exact_trace = _numpy_trace(exact_trace)
+            torch_noise = {name: relative_error(value, exact_trace[name]) for name, value in torch_trace.items()}
+            stock_noise = {name: relative_error(value, exact_trace[name]) for name, value in stock_trace.items()}
+        rows = compare_traces(numpy_trace, torch_trace, dtype, against="torch", noise=torch_noise)
         at_stock_names = {name: value for name, value in numpy_trace.items() if name in stock_trace}
-        rows += compare_traces(at_stock_names, _numpy_trace(stock_trace), dtype, against="torch_stock")
+        rows += compare_traces(at_stock_names, stock_trace, dtype, against="torch_stock", noise=stock_noise)
         rows.sort(key=lambda row: order.get(row.name, len(order)))  # stable: torch before torch_stock
         per_case.append(rows)
     return ParityReport.combine(dtype, per_case, [case.describe() for case in cases])
