@@ -1,0 +1,1 @@
+"""conversion: reading other checkpoint formats into the canonical safetensors checkpoint."""
