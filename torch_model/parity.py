@@ -3,6 +3,7 @@ same weights and inputs, and compare them with numpy_ref.parity."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,10 +54,12 @@ def _numpy_trace(trace: dict) -> dict:
     return {name: tensor.numpy() for name, tensor in trace.items()}
 
 
-def run_parity(checkpoint: Checkpoint, dtype: str, cases: list[Case], measure_noise: bool = True) -> ParityReport:
+def run_parity(checkpoint: Checkpoint, dtype: str, cases: list[Case], measure_noise: bool = True,
+               forward=None) -> ParityReport:
     """Compare NumPy against the PyTorch model at every intermediate, and against the
     stock layers at the embedding, each block's output and the logits. With
-    measure_noise=False, float32 uses the fixed 1e-5 bound alone (for studying the policy)."""
+    measure_noise=False, float32 uses the fixed 1e-5 bound alone (for studying the policy).
+    `forward` replaces numpy_ref.forward.forward (same signature), e.g. by a mutant."""
     config, params = checkpoint.config, checkpoint.params
     reference = numpy_ref.Model.from_checkpoint(checkpoint, dtype)
     hand_written = Decoder.from_params(config, params, TORCH_DTYPES[dtype])
@@ -69,8 +72,13 @@ def run_parity(checkpoint: Checkpoint, dtype: str, cases: list[Case], measure_no
 
     per_case = []
     for case in cases:
-        _, numpy_trace = reference.run_with_trace(case.ids)
-        ids = torch.from_numpy(reference.check_ids(case.ids))
+        ids = reference.check_ids(case.ids)
+        if forward is None:
+            _, numpy_trace = reference.run_with_trace(ids)
+        else:
+            numpy_trace = OrderedDict()
+            forward(reference.params, config, ids, numpy_trace)
+        ids = torch.from_numpy(ids)
         torch_trace, stock_trace, exact_trace = {}, {}, {}
         with torch.no_grad():
             hand_written(ids, torch_trace)
