@@ -20,8 +20,15 @@ def pytest_addoption(parser):
     parser.addoption("--checkpoint", default=None, help="run the checkpoint tests on this file")
 
 
-def random_checkpoint(config: ModelConfig, seed: int = 0) -> Checkpoint:
-    return Checkpoint(config, random_vocab(config.vocab_size), random_params(config, seed))
+def random_checkpoint(config: ModelConfig, seed: int = 0, spec_init_scale: bool = False) -> Checkpoint:
+    """Seeded random weights. With spec_init_scale, embed and pos have SPEC's init scale,
+    N(0, 1) * 0.005, instead of 1 and 0.5: the residual stream entering the first LayerNorm
+    then has a variance near 0.01, where LayerNorm's eps matters even in float32."""
+    params = random_params(config, seed)
+    if spec_init_scale:
+        for name in ("embed.weight", "pos_encoding"):
+            params[name] = (params[name] * (0.005 / params[name].std())).astype(np.float32)
+    return Checkpoint(config, random_vocab(config.vocab_size), params)
 
 
 @pytest.fixture(scope="session")

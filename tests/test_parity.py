@@ -45,11 +45,12 @@ def assert_parity(report, n_layers):
     assert [(r.name, r.against) for r in report.rows] == expected_rows(n_layers)
 
 
+@pytest.mark.parametrize("spec_init_scale", [False, True], ids=["wide embeddings", "spec init scale"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("label", list(CONFIGS))
-def test_every_intermediate_agrees(label, dtype):
+def test_every_intermediate_agrees(label, dtype, spec_init_scale):
     config = CONFIGS[label]
-    checkpoint = random_checkpoint(config, seed=7)
+    checkpoint = random_checkpoint(config, seed=7, spec_init_scale=spec_init_scale)
     cases = default_cases(config, seed=3)
     assert {c.ids.shape[1] for c in cases} >= {1, config.max_seq_len}
     assert any(c.ids.shape[0] > 1 for c in cases)
