@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Until a trained checkpoint ships, the main job verifies seeded random weights.
 CHECKPOINT ?= build/random_model.safetensors
 
-.PHONY: verify test venv clean
+.PHONY: verify test venv clean fixture
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,29 @@ verify: $(STAMP) $(CHECKPOINT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The original program's checkpoint format, written by libtorch itself: tools/write_original
+# is compiled against the libtorch inside the torch wheel of .venv and writes the
+# tests/fixtures/original_*.pt files (tiny seeded weights; see the .cpp); the big-endian
+# copies are made from them by byte-swapping (libtorch here only writes little-endian), and
+# state_dict_f32.pt is torch.save of the same values under canonical names.
+TORCH_DIR = $(shell $(BIN)/python -c "import os, torch; print(os.path.dirname(torch.__file__))")
+TORCH_ABI = $(shell $(BIN)/python -c "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+FIXTURES  := tests/fixtures
+
+build/write_original: tools/write_original/write_original.cpp $(STAMP)
+	mkdir -p build
+	$(CXX) -std=c++20 -O1 -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) \
+		-I$(TORCH_DIR)/include -I$(TORCH_DIR)/include/torch/csrc/api/include \
+		$< -o $@ -L$(TORCH_DIR)/lib -Wl,-rpath,$(TORCH_DIR)/lib -ltorch -ltorch_cpu -lc10
+
+fixture: build/write_original
+	mkdir -p $(FIXTURES)
+	build/write_original $(FIXTURES)
+	for v in views f64 f16; do \
+		$(BIN)/python tests/archive_tools.py big-endian $(FIXTURES)/original_$$v.pt $(FIXTURES)/original_$${v}_big.pt || exit 1; \
+	done
+	$(BIN)/python tests/archive_tools.py state-dict $(FIXTURES)/original_f32.pt $(FIXTURES)/state_dict_f32.pt
 
 clean:
 	rm -rf $(VENV) build *.egg-info
