@@ -1,5 +1,7 @@
-"""Shared fixtures. `pytest --checkpoint PATH` runs the checkpoint tests on PATH instead
-of the shipped checkpoint (or, before one ships, a seeded random one)."""
+"""Shared fixtures. `pytest --checkpoint PATH [--vocab-from TRAIN EVAL] [--vocab FILE]
+[--heads N] [--model-config FILE]` runs the checkpoint tests on PATH, in any format that
+conversion reads, instead of the shipped checkpoint (or, where none ships, seeded random
+weights)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ SHIPPED_CHECKPOINT = ROOT / "data" / "rpg_model.safetensors"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--checkpoint", default=None, help="run the checkpoint tests on this file")
+    group = parser.getgroup("checkpoint under test")
+    group.addoption("--checkpoint", default=None,
+                    help="run the checkpoint tests on this file (safetensors, the original's libtorch archive, .pt)")
+    group.addoption("--vocab-from", nargs=2, default=None, metavar=("TRAIN", "EVAL"),
+                    help="rebuild its vocabulary from these tokenized files")
+    group.addoption("--vocab", default=None, dest="vocab_file", metavar="FILE", help="its vocabulary file")
+    group.addoption("--heads", type=int, default=None, help="its number of heads, where the file does not say")
+    group.addoption("--model-config", default=None, metavar="FILE", help="its config (JSON), where the file does not say")
 
 
 def random_checkpoint(config: ModelConfig, seed: int = 0, spec_init_scale: bool = False) -> Checkpoint:
@@ -46,8 +55,15 @@ def checkpoint_path(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def checkpoint(checkpoint_path) -> Checkpoint:
-    return load_checkpoint(checkpoint_path)
+def checkpoint(request, checkpoint_path) -> Checkpoint:
+    options = request.config.option
+    if not options.checkpoint:
+        return load_checkpoint(checkpoint_path)
+    from conversion.load import load_any
+
+    loaded, notes = load_any(checkpoint_path, heads=options.heads, vocab_from=options.vocab_from,
+                             vocab_file=options.vocab_file, config_file=options.model_config)
+    return loaded
 
 
 @pytest.fixture

@@ -5,7 +5,11 @@ import sys
 import textwrap
 
 
-def test_numpy_ref_runs_where_importing_torch_fails(checkpoint_path):
+def test_numpy_ref_runs_where_importing_torch_fails(checkpoint, tmp_path):
+    from numpy_ref.checkpoint import save_checkpoint
+
+    checkpoint_path = tmp_path / "model.safetensors"  # the checkpoint under test, in canonical form
+    save_checkpoint(checkpoint_path, checkpoint.params, checkpoint.config, checkpoint.vocab)
     script = textwrap.dedent(f"""
         import sys
 
