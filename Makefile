@@ -7,10 +7,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Until a trained checkpoint ships, the main job verifies seeded random weights.
-CHECKPOINT ?= build/random_model.safetensors
+# The main job verifies the shipped trained checkpoint; CHECKPOINT=... verifies another.
+CHECKPOINT ?= data/rpg_model.safetensors
 
-.PHONY: verify test venv clean fixture
+.PHONY: verify test venv clean fixture corpus model
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ verify: $(STAMP) $(CHECKPOINT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# How the shipped data was made (each byte-identical or, for the model, reproducible from its seed):
+corpus: $(STAMP)
+	$(BIN)/numpy-ref make-corpus --force
+model: $(STAMP)
+	$(BIN)/numpy-ref train -o data/rpg_model.safetensors --force --epochs 10 --threads 1 --log-every 1000
 
 # The original program's checkpoint format, written by libtorch itself: tools/write_original
 # is compiled against the libtorch inside the torch wheel of .venv and writes the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from .atomic import atomic_path
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .schema import parameter_shapes
@@ -99,15 +99,8 @@ def save_checkpoint(path, params: dict, config: ModelConfig, vocab: list[str], o
         raise CheckpointError(f"{source}: the folder {path.parent} does not exist.")
     tensors = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in params.items()}
     metadata = {"config": config.to_json(), "vocab": json.dumps(vocab, ensure_ascii=False)}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         safetensors.numpy.save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def load_checkpoint(path) -> Checkpoint:

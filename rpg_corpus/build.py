@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
+
+from numpy_ref.atomic import write_text_atomic
+from numpy_ref.vocab import build_vocabulary, words_of_text
 
 from .generator import generate_program
 from .tokenizer import tokenize_source
@@ -28,8 +30,6 @@ DEFAULT_SEED = 0
 DEFAULT_PROGRAMS = 300     # 529,492 words without <nl> with seed 0 (at least 400,000 needed)
 MIN_PROGRAMS = EVALUATION_EVERY
 FORM_BLOCK, FORM_BLOCK_FIXED = 5, 3   # 3 fixed-form programs in every 5 (60%)
-NEWLINE_WORD = "<nl>"
-PAD_WORD = "[PAD]"
 
 
 class CorpusError(ValueError):
@@ -83,43 +83,14 @@ def count_words(lines: list[str]) -> WordCount:
     return WordCount(words=words, newlines=max(len(kept) - 1, 0), lines=len(kept))
 
 
-def spec_words(lines: list[str]) -> list[str]:
-    kept = [line for line in lines if line.strip()]
-    return f" {NEWLINE_WORD} ".join(kept).split()
-
-
 def vocabulary(training: list[str], evaluation: list[str]) -> list[str]:
-    """[PAD], then the training words in order of first appearance, then the new
-    evaluation words (SPEC "Tokens and vocabulary")."""
-    vocab, seen = [PAD_WORD], {PAD_WORD}
-    for word in spec_words(training) + spec_words(evaluation):
-        if word not in seen:
-            seen.add(word)
-            vocab.append(word)
-    return vocab
+    """SPEC's vocabulary of two lists of tokenized lines (numpy_ref.vocab does the work)."""
+    return build_vocabulary(words_of_text("\n".join(training)), words_of_text("\n".join(evaluation)))
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write UTF-8 text through a temporary file in the same folder and os.replace,
-    so a reader never sees a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                    dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+def write_atomic(path, text: str) -> None:
+    """Write UTF-8 text atomically (a reader never sees a half-written file)."""
+    write_text_atomic(path, text)
 
 
 @dataclass

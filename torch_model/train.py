@@ -21,8 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import safetensors.numpy
 import torch
 import torch.nn.functional as F
 
+from numpy_ref.atomic import atomic_path
 from numpy_ref.checkpoint import load_checkpoint, save_checkpoint
 from numpy_ref.config import ModelConfig
 from numpy_ref.data import batches_per_epoch, epoch_batches
@@ -116,15 +115,8 @@ def _atomic_save_state(path: Path, optimizer, model: Decoder, progress: dict) ->
             if state:
                 tensors[f"exp_avg.{names[id(p)]}"] = state["exp_avg"].detach().numpy().copy()
                 tensors[f"exp_avg_sq.{names[id(p)]}"] = state["exp_avg_sq"].detach().numpy().copy()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         safetensors.numpy.save_file(tensors, temporary, metadata={"progress": json.dumps(progress)})
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _load_state(path: Path, optimizer, model: Decoder) -> dict:
