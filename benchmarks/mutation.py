@@ -93,7 +93,10 @@ def notes(results, md: bool) -> str:
     code = (lambda s: f"`{s}`") if md else (lambda s: s)
     out = ["", "Why each site (the first intermediate the bug changes):"]
     out += [f"{bullet}{code(r.mutant.name)} ({r.mutant.description}): {r.mutant.why}." for r in results]
-    argued = [r for r in results if r.mutant.float32 or r.mutant.equivalent]
+    # An argument is shown only where it is used: the mutant was not caught.
+    argued = [r for r in results
+              if (r.mutant.equivalent and not r.runs["float64"].caught)
+              or (r.mutant.float32 and not r.runs["float32"].caught)]
     if argued:
         out += ["", "Arguments:"]
         for r in argued:
