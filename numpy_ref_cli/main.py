@@ -13,7 +13,7 @@ import textwrap
 from numpy_ref.errors import NumpyRefError
 
 # Subcommand modules, in the order `numpy-ref --help` lists them.
-COMMANDS = ["verify", "init_random", "convert", "info", "train", "generate", "tokenize", "make_corpus"]
+COMMANDS = ["verify", "init_random", "convert", "info", "train", "generate", "inspect", "tokenize", "make_corpus"]
 
 
 def build_parser() -> argparse.ArgumentParser:

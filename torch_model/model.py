@@ -3,7 +3,8 @@
 It is written the way PyTorch code is naturally written (nn.Linear, nn.LayerNorm,
 torch.softmax), not as a translation of the NumPy reference, so that the two are
 two implementations and not one. Given a dict as `trace`, forward() records every
-intermediate under its SPEC name.
+intermediate under its SPEC name (detached copies of the graph's tensors; with
+keep_graph=True the graph's own tensors, whose gradients `.grad` holds after backward).
 """
 
 from __future__ import annotations
@@ -18,8 +19,23 @@ from numpy_ref.config import ModelConfig
 from numpy_ref.schema import parameter_shapes
 
 
+class _GraphTrace:
+    """forward(..., keep_graph=True) records through this: the tensors stay in the graph and
+    keep their gradient (retain_grad), so that backward fills `.grad` at every trace name."""
+
+    def __init__(self, target: dict):
+        self.target = target
+
+    def keep(self, name, tensor):
+        if tensor.requires_grad:
+            tensor.retain_grad()
+        self.target[name] = tensor
+
+
 def _record(trace, name, tensor):
-    if trace is not None:
+    if isinstance(trace, _GraphTrace):
+        trace.keep(name, tensor)
+    elif trace is not None:
         trace[name] = tensor.detach()
 
 
@@ -50,6 +66,8 @@ class Attention(nn.Module):
         scores_raw = torch.matmul(q_heads, k_heads.transpose(-2, -1))
         scores_scaled = scores_raw / math.sqrt(self.head_dim)
         mask = torch.triu(torch.ones(seq_len, seq_len, dtype=x.dtype, device=x.device), diagonal=1) * self.mask_value
+        if isinstance(trace, _GraphTrace):
+            mask.requires_grad_()  # a constant, but its gradient is compared too
         scores_masked = scores_scaled + mask
         weights = torch.softmax(scores_masked, dim=-1)
         context = torch.matmul(weights, v_heads)
@@ -118,8 +136,11 @@ class Decoder(nn.Module):
             self.embed.weight.normal_().mul_(0.005)
             self.pos_encoding.normal_().mul_(0.005)
 
-    def forward(self, ids, trace=None):
-        """ids [B, S] (S <= max_seq_len) -> logits [B, S, V]."""
+    def forward(self, ids, trace=None, keep_graph=False):
+        """ids [B, S] (S <= max_seq_len) -> logits [B, S, V]. keep_graph=True records the
+        graph's own tensors (not detached copies) and retains their gradients."""
+        if keep_graph and trace is not None:
+            trace = _GraphTrace(trace)
         seq_len = ids.shape[1]
         if seq_len > self.config.max_seq_len:
             raise ValueError(f"sequence of {seq_len} tokens is longer than max_seq_len={self.config.max_seq_len}")

@@ -55,11 +55,12 @@ def _numpy_trace(trace: dict) -> dict:
 
 
 def run_parity(checkpoint: Checkpoint, dtype: str, cases: list[Case], measure_noise: bool = True,
-               forward=None) -> ParityReport:
+               forward=None, histogram: bool = False) -> ParityReport:
     """Compare NumPy against the PyTorch model at every intermediate, and against the
     stock layers at the embedding, each block's output and the logits. With
     measure_noise=False, float32 uses the fixed 1e-5 bound alone (for studying the policy).
-    `forward` replaces numpy_ref.forward.forward (same signature), e.g. by a mutant."""
+    `forward` replaces numpy_ref.forward.forward (same signature), e.g. by a mutant.
+    histogram=True also counts each row's elements per decade of error (for verify --html)."""
     config, params = checkpoint.config, checkpoint.params
     reference = numpy_ref.Model.from_checkpoint(checkpoint, dtype)
     hand_written = Decoder.from_params(config, params, TORCH_DTYPES[dtype])
@@ -91,9 +92,10 @@ def run_parity(checkpoint: Checkpoint, dtype: str, cases: list[Case], measure_no
             exact_trace = _numpy_trace(exact_trace)
             torch_noise = {name: relative_error(value, exact_trace[name]) for name, value in torch_trace.items()}
             stock_noise = {name: relative_error(value, exact_trace[name]) for name, value in stock_trace.items()}
-        rows = compare_traces(numpy_trace, torch_trace, dtype, against="torch", noise=torch_noise)
+        rows = compare_traces(numpy_trace, torch_trace, dtype, against="torch", noise=torch_noise, histogram=histogram)
         at_stock_names = {name: value for name, value in numpy_trace.items() if name in stock_trace}
-        rows += compare_traces(at_stock_names, stock_trace, dtype, against="torch_stock", noise=stock_noise)
+        rows += compare_traces(at_stock_names, stock_trace, dtype, against="torch_stock", noise=stock_noise,
+                               histogram=histogram)
         rows.sort(key=lambda row: order.get(row.name, len(order)))  # stable: torch before torch_stock
         per_case.append(rows)
     return ParityReport.combine(dtype, per_case, [case.describe() for case in cases])

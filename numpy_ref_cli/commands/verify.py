@@ -27,6 +27,8 @@ def register(subparsers):
     parser.add_argument("--prompt", help="compare on this text instead of inputs drawn from the vocabulary")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn inputs (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.add_argument("--html", metavar="OUT.html",
+                        help="also write one self-contained page: the tables, the first mismatch, error histograms")
     parser.set_defaults(func=run)
 
 
@@ -60,7 +62,16 @@ def run(args) -> int:
         cases = [prompt_case(args.prompt, checkpoint, Case)]
     else:
         cases = default_cases(checkpoint.config, args.seed)
-    reports = [run_parity(checkpoint, dtype, cases) for dtype in (args.dtype or ["float32"])]
+    if args.html:
+        from numpy_ref.html import check_writable
+
+        check_writable(args.html)
+    reports = [run_parity(checkpoint, dtype, cases, histogram=bool(args.html)) for dtype in (args.dtype or ["float32"])]
+    if args.html:
+        from numpy_ref.html import parity_report_page, write_page
+
+        write_page(args.html, parity_report_page(reports, args.checkpoint))
+        print(f"wrote {args.html}", file=sys.stderr)
 
     if args.json:
         print(reports_to_json(reports, args.checkpoint))
