@@ -7,13 +7,14 @@ traceback.
 
 import argparse
 import importlib
+import os
 import sys
 import textwrap
 
 from numpy_ref.errors import NumpyRefError
 
 # Subcommand modules, in the order `numpy-ref --help` lists them.
-COMMANDS = ["verify", "init_random", "convert", "info", "train", "generate", "inspect", "tokenize", "make_corpus"]
+COMMANDS = ["verify", "info", "convert", "inspect", "generate", "train", "tokenize", "make_corpus", "init_random"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,14 @@ def main(argv=None) -> int:
         return args.func(args)
     except NumpyRefError as error:
         return fail(str(error))
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `numpy-ref info ... | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:
+        # A file we were told to read or write cannot be (permissions, a folder, a full disk).
+        where = f" {error.filename}" if error.filename else ""
+        return fail(f"cannot use{where}: {error.strerror or error}.")
     except KeyboardInterrupt:
         print("numpy-ref: interrupted", file=sys.stderr)
         return 130

@@ -143,3 +143,15 @@ def test_cli_bad_input_is_one_paragraph_and_exit_2(tmp_path, params):
 def test_cli_exit_2_for_a_missing_file(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "absent.safetensors")]) == 2
     assert "absent.safetensors: no such file" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_closed_pipe_and_an_unwritable_output_are_not_tracebacks(checkpoint_path, tmp_path):
+    reader = subprocess.run(
+        f"{sys.executable} -m numpy_ref_cli.main info {checkpoint_path} | head -1",
+        shell=True, capture_output=True, text=True,
+    )
+    assert "Traceback" not in reader.stderr and reader.stdout.count("\n") == 1
+    # /proc/self is a folder in which nobody, not even root, can create a file
+    result = subprocess.run([sys.executable, "-m", "numpy_ref_cli.main", "init-random", "-o", "/proc/self/m.safetensors"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "cannot use" in result.stderr

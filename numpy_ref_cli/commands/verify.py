@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 
-from numpy_ref.checkpoint import load_checkpoint
 from numpy_ref.errors import InputError
 from numpy_ref.parity import format_report, reports_to_json
+from numpy_ref_cli.checkpoint_args import add_checkpoint_arguments, checkpoint_from_args
 
 
 def register(subparsers):
@@ -21,7 +21,7 @@ def register(subparsers):
             "intermediate. Exit 0 when all agree, 1 on a mismatch, 2 on bad input."
         ),
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a canonical safetensors checkpoint")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--dtype", action="append", choices=["float32", "float64"],
                         help="compute in this dtype; repeat for both (default: float32)")
     parser.add_argument("--prompt", help="compare on this text instead of inputs drawn from the vocabulary")
@@ -57,7 +57,7 @@ def run(args) -> int:
             f"verify compares against PyTorch, which cannot be imported here ({error}). "
             f"Install it with: pip install -c constraints.txt '.[torch]'"
         ) from None
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = checkpoint_from_args(args)
     if args.prompt is not None:
         cases = [prompt_case(args.prompt, checkpoint, Case)]
     else:
