@@ -112,3 +112,56 @@ def test_a_wrong_step_is_caught_and_named(monkeypatch):
     rows = {(r.name, r.against): r for r in report.rows}
     assert rows[("layers.0.attention.scores_raw", "torch")].ok
     assert not rows[("logits", "torch_stock")].ok
+
+
+def recording(edit):
+    """A NumPy forward whose trace goes through `edit(name, value, trace)` (to drop, add or delay names)."""
+    import numpy_ref.forward as reference
+
+    def forward(params, config, ids, trace):
+        class Edited:
+            def __setitem__(self, name, value):
+                edit(name, value, trace)
+
+        return reference.forward(params, config, ids, Edited())
+
+    return forward
+
+
+def test_a_missing_intermediate_fails_and_the_rest_are_still_compared():
+    def drop(name, value, trace):
+        if name != "layers.0.attention.v_heads":
+            trace[name] = value
+
+    config = CONFIGS["1 layer"]
+    report = run_parity(random_checkpoint(config, 7), "float64", default_cases(config, 3), forward=recording(drop))
+    failed = [(r.name, r.note) for r in report.rows if not r.ok]
+    assert failed == [("layers.0.attention.v_heads", "missing from the NumPy trace")]
+    assert [(r.name, r.against) for r in report.rows] == expected_rows(1)
+
+
+def test_an_extra_or_reordered_intermediate_fails():
+    def extra(name, value, trace):
+        trace[name] = value
+        if name == "layers.0.norm1":
+            trace["layers.0.bonus"] = value
+
+    held = {}
+
+    def swap(name, value, trace):  # records k before q
+        if name == "layers.0.attention.q":
+            held[name] = value
+            return
+        trace[name] = value
+        if name == "layers.0.attention.k":
+            trace["layers.0.attention.q"] = held.pop("layers.0.attention.q")
+
+    config = CONFIGS["1 layer"]
+    report = run_parity(random_checkpoint(config, 7), "float32", default_cases(config, 3), forward=recording(extra))
+    assert [r.name for r in report.rows if not r.ok] == ["layers.0.bonus"]
+    report = run_parity(random_checkpoint(config, 7), "float32", default_cases(config, 3), forward=recording(swap))
+    # by name every value is right; the order is what is wrong, and it is reported
+    assert not report.ok
+    assert report.first_mismatch.name == "layers.0.attention.q"
+    assert "out of order: NumPy recorded layers.0.attention.k here" in report.first_mismatch.note
+    assert {r.name for r in report.rows} == {name for name, _ in expected_rows(1)}

@@ -34,6 +34,11 @@ class StockDecoder(nn.Module):
         )
         self.final_layer = nn.Linear(config.d_model, config.vocab_size)
 
+    @property
+    def recorded_names(self) -> set:
+        """The trace names forward() records: embed.out, each block's output, logits."""
+        return {"embed.out", "logits", *(block_prefix(i) + "norm2" for i in range(self.config.n_layers))}
+
     @classmethod
     def from_params(cls, config: ModelConfig, params: dict, dtype=torch.float32) -> "StockDecoder":
         def t(name):
