@@ -60,3 +60,11 @@ def test_verify_exits_1_and_names_the_first_mismatch(random_path, capsys, monkey
     document = json.loads(capsys.readouterr().out)
     assert document["ok"] is False
     assert document["first_mismatch"] == {"name": "layers.0.attention.weights", "against": "torch"}
+
+
+def test_verify_on_drawn_shapes(random_path, capsys):
+    assert main(["verify", str(random_path), "--shape", "2x7", "--shape", "1X64", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [case["shape"] for case in document["cases"]] == [[2, 7], [1, 64]]
+    assert main(["verify", str(random_path), "--shape", "1x65"]) == 2
+    assert "max_seq_len 64" in capsys.readouterr().err

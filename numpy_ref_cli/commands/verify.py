@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import numpy as np
@@ -25,11 +26,24 @@ def register(subparsers):
     parser.add_argument("--dtype", action="append", choices=["float32", "float64"],
                         help="compute in this dtype; repeat for both (default: float32)")
     parser.add_argument("--prompt", help="compare on this text instead of inputs drawn from the vocabulary")
+    parser.add_argument("--shape", action="append", metavar="BxS", type=_shape,
+                        help="draw one input of B sequences of S tokens instead of the default three "
+                             "(S = 1, S = max_seq_len with B = 3, B = 2 with S = 5); repeatable")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn inputs (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     parser.add_argument("--html", metavar="OUT.html",
                         help="also write one self-contained page: the tables, the first mismatch, error histograms")
     parser.set_defaults(func=run)
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        batch, seq_len = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BxS such as 1x64, got {text!r}") from None
+    if batch < 1 or seq_len < 1:
+        raise argparse.ArgumentTypeError(f"B and S must be at least 1, got {text!r}")
+    return batch, seq_len
 
 
 def prompt_case(text: str, checkpoint, Case):
@@ -51,7 +65,7 @@ def prompt_case(text: str, checkpoint, Case):
 
 def run(args) -> int:
     try:
-        from torch_model.parity import Case, default_cases, run_parity
+        from torch_model.parity import Case, default_cases, drawn_case, run_parity
     except ImportError as error:
         raise InputError(
             f"verify compares against PyTorch, which cannot be imported here ({error}). "
@@ -60,6 +74,12 @@ def run(args) -> int:
     checkpoint = checkpoint_from_args(args)
     if args.prompt is not None:
         cases = [prompt_case(args.prompt, checkpoint, Case)]
+    elif args.shape:
+        limit = checkpoint.config.max_seq_len
+        for batch, seq_len in args.shape:
+            if seq_len > limit:
+                raise InputError(f"--shape {batch}x{seq_len}: S = {seq_len} is longer than the model's max_seq_len {limit}.")
+        cases = [drawn_case(checkpoint.config, batch, seq_len, args.seed + i) for i, (batch, seq_len) in enumerate(args.shape)]
     else:
         cases = default_cases(checkpoint.config, args.seed)
     if args.html:
