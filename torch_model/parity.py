@@ -62,6 +62,7 @@ def drawn_case(config, batch: int, seq_len: int, seed: int = 0) -> Case:
 
 
 _DONE = object()
+STALL_SECONDS = 600  # far above any one step's time; a stalled comparison fails instead of hanging
 
 
 class _Stream:
@@ -94,7 +95,10 @@ class _Stream:
         """The next (name, value), or (None, None) once the forward has finished."""
         if self.finished:
             return None, None
-        name, value = self.queue.get()
+        try:
+            name, value = self.queue.get(timeout=STALL_SECONDS)
+        except queue.Empty:
+            raise RuntimeError(f"the {self.name} forward handed over no intermediate for {STALL_SECONDS} s") from None
         if name is _DONE:
             self.finished = True
             if value is not None:
