@@ -21,6 +21,14 @@ first intermediate, in execution order, whose value the bug changes. The goal:
              either dtype: catching it would mean the tolerance calls a
              legitimate refactor wrong
 
+Backward mutants (file="backward") are the same thing for the gradients: one
+textual replacement in a copy of numpy_ref/backward.py, whose `backward` runs after
+the unchanged NumPy forward and is checked against autograd with
+torch_model.grad_parity.run_grad_parity. Their site is a gradient row ("grad:<name>",
+or "loss"), and the rows are read in reverse execution order
+(numpy_ref.backward.gradient_order), so the site is the first gradient, counted from
+the loss, whose value the bug changes.
+
 Used by benchmarks/mutation.py (the table) and tests/test_mutation.py.
 """
 
@@ -35,15 +43,19 @@ from pathlib import Path
 import numpy as np
 
 import numpy_ref
+import numpy_ref.backward
 import numpy_ref.forward
+from numpy_ref.backward import gradient_order
 from numpy_ref.schema import trace_names
 
 FORWARD_PATH = Path(numpy_ref.forward.__file__)
+BACKWARD_PATH = Path(numpy_ref.backward.__file__)
+PATHS = {"forward": FORWARD_PATH, "backward": BACKWARD_PATH}  # what a mutant's `file` names
 DTYPES = ("float32", "float64")
 
 
 class MutantError(ValueError):
-    """A mutant no longer applies to forward.py (its snippet is not there exactly once)."""
+    """A mutant no longer applies to its file (its snippet is not there exactly once)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class Mutant:
     float32: str = ""   # argument why float32 may not see it (below float32 resolution); checked numerically
     equivalent: str = ""  # argument why it computes the same values (expected NOT caught)
     own: bool = False   # added beyond the brief's list
+    file: str = "forward"  # the file it mutates: "forward" (forward.py) or "backward" (backward.py)
 
 
 def _redefine(signature: str, new_definition: str, renamed: str) -> tuple[str, str]:
@@ -237,13 +250,80 @@ MUTANTS: list[Mutant] = [
                       "call a legitimate refactor wrong.", own=True),
 ]
 
+# Backward mutants: single-point bugs in a copy of backward.py, checked against autograd.
+# Sites are gradient rows, read from the loss backwards: the last block (layers.1) comes first.
+BACKWARD_MUTANTS: list[Mutant] = [
+    # --- the brief's list -------------------------------------------------------------
+    Mutant("grad_q_weight_transposed", "q's weight gradient transposed (q.weight is square, so the shape fits)",
+           'd_x_from_q, grads["attention.q.weight"], grads["attention.q.bias"] = linear_backward(d_q, x, p["attention.q.weight"])',
+           'd_x_from_q, d_q_weight, grads["attention.q.bias"] = linear_backward(d_q, x, p["attention.q.weight"]); '
+           'grads["attention.q.weight"] = d_q_weight.T',
+           "grad:layers.1.attention.q.weight",
+           "the gradient at q is right; only the weight gradient computed from it is wrong (the last block's first)",
+           file="backward"),
+    Mutant("grad_softmax_no_row_sum", "softmax backward without the Jacobian's row-sum term: d_scores = w * d_w",
+           "return weights * (d_weights - row_sum)", "return weights * d_weights",
+           "grad:layers.1.attention.scores_masked",
+           "the gradient at weights is right; the softmax's backward makes the gradient at scores_masked",
+           file="backward"),
+    Mutant("grad_pad_row_updated", "the embedding's pad row gets a gradient (padding_idx ignored)",
+           "d_embed[pad_id] = 0", "pass",
+           "grad:embed.weight",
+           "every intermediate's gradient is right; the scatter into the embedding is the last step "
+           "(needs the pad id among the inputs: default_grad_cases puts one in every case)",
+           file="backward"),
+    Mutant("grad_no_scale", "no 1/sqrt(D) in the backward of the scaling",
+           "return d_scores_scaled / math.sqrt(head_dim)", "return d_scores_scaled",
+           "grad:layers.1.attention.scores_raw",
+           "the gradient at scores_scaled is right; the scaling's backward makes the gradient at scores_raw",
+           file="backward"),
+    # --- added: backward mistakes one would really make ------------------------------------
+    Mutant("grad_embed_fancy_add", "embedding gradient by fancy-indexed += (a repeated id keeps only one row)",
+           "np.add.at(d_embed, ids, d_tokens)", "d_embed[ids] += d_tokens",
+           "grad:embed.weight",
+           "the gradient at embed.tokens is right; the scatter loses repeated ids (every batch repeats some)",
+           own=True, file="backward"),
+    Mutant("grad_ce_mean_over_all", "cross-entropy gradient divided by every position, pad targets included",
+           "(counted / counted.sum())", "(counted / counted.size)",
+           "grad:logits",
+           "the loss itself is right; its gradient is the first one computed (the cases have pad targets)",
+           own=True, file="backward"),
+    Mutant("grad_ln_no_mean_term", "LayerNorm backward without the term through the mean",
+           "d_x = (d_normalized - d_mean_term - d_variance_term) * inv_std",
+           "d_x = (d_normalized - d_variance_term) * inv_std",
+           "grad:layers.1.residual2",
+           "the gradient at norm2 is right; the last block's norm2 backward makes the gradient at residual2",
+           own=True, file="backward"),
+    Mutant("grad_residual_dropped", "norm1's gradient misses the residual path around the FFN",
+           "d_norm1 = d_residual2 + d_norm1_through_ffn", "d_norm1 = d_norm1_through_ffn",
+           "grad:layers.1.norm1",
+           "the FFN's gradients are right; the sum of norm1's two uses is its gradient", own=True, file="backward"),
+    Mutant("grad_k_untransposed", "key gradient as d_scores @ q instead of d_scores^T @ q",
+           "d_k_heads = d_scores_transposed @ q_heads", "d_k_heads = d_scores_raw @ q_heads",
+           "grad:layers.1.attention.k_heads",
+           "the gradient at scores_raw (and q_heads) is right; k_heads' is made from it", own=True, file="backward"),
+    Mutant("grad_pos_first_row_only", "positional gradient from the first sequence of the batch, not summed over it",
+           "d_pos = d_x.sum(axis=0, keepdims=True)", "d_pos = d_x[:1]",
+           "grad:embed.pos",
+           "the gradient at embed.out is right; the broadcast's backward makes embed.pos's (B > 1 cases see it)",
+           own=True, file="backward"),
+    Mutant("grad_relu_from_output", "ReLU backward read off its output: hidden > 0 instead of hidden_pre > 0",
+           'relu_backward(d_hidden, t("feed_forward.hidden_pre"))', 'relu_backward(d_hidden, t("feed_forward.hidden"))',
+           "grad:layers.1.feed_forward.hidden_pre",
+           "the ReLU's backward makes the gradient at hidden_pre",
+           equivalent="max(x, 0) > 0 exactly when x > 0, so the mask and every gradient are bit for bit the same: "
+                      "a legitimate refactor, which must not be called wrong.",
+           own=True, file="backward"),
+]
+MUTANTS += BACKWARD_MUTANTS
+
 
 # ---------------------------------------------------------------------------
 # Applying a mutant
 
 
-def reference_source() -> str:
-    return FORWARD_PATH.read_text(encoding="utf-8")
+def reference_source(file: str = "forward") -> str:
+    return PATHS[file].read_text(encoding="utf-8")
 
 
 def apply(source: str, mutant: Mutant) -> str:
@@ -252,20 +332,28 @@ def apply(source: str, mutant: Mutant) -> str:
         raise MutantError(f"mutant {mutant.name}: the replacement equals the original snippet")
     count = source.count(mutant.original)
     if count != 1:
+        name = PATHS[mutant.file].name
         raise MutantError(
-            f"mutant {mutant.name}: its snippet occurs {count} times in {FORWARD_PATH.name} (it must occur "
-            f"exactly once; forward.py changed, so update the mutant): {mutant.original!r}"
+            f"mutant {mutant.name}: its snippet occurs {count} times in {name} (it must occur "
+            f"exactly once; {name} changed, so update the mutant): {mutant.original!r}"
         )
     return source.replace(mutant.original, mutant.replacement, 1)
 
 
+def compile_module(source: str, label: str, file: str = "forward") -> types.ModuleType:
+    """Compile the text of forward.py or backward.py as a fresh module inside the numpy_ref
+    package (relative imports work)."""
+    path = PATHS[file]
+    module = types.ModuleType(f"numpy_ref._mutant_{file}_{label}")
+    module.__package__ = "numpy_ref"
+    module.__file__ = str(path)
+    exec(compile(source, f"<{path.name}, mutant {label}>", "exec"), module.__dict__)
+    return module
+
+
 def compile_forward(source: str, label: str) -> types.ModuleType:
     """Compile forward.py's text as a fresh module inside the numpy_ref package (relative imports work)."""
-    module = types.ModuleType(f"numpy_ref._mutant_{label}")
-    module.__package__ = "numpy_ref"
-    module.__file__ = str(FORWARD_PATH)
-    exec(compile(source, f"<{FORWARD_PATH.name}, mutant {label}>", "exec"), module.__dict__)
-    return module
+    return compile_module(source, label, "forward")
 
 
 def mutant_forward(mutant: Mutant, source: str | None = None):
@@ -278,14 +366,34 @@ def control_forward(source: str | None = None):
     return compile_forward(reference_source() if source is None else source, "control").forward
 
 
+def mutant_backward(mutant: Mutant, source: str | None = None):
+    """The `backward` function of backward.py with the mutant applied."""
+    source = reference_source("backward") if source is None else source
+    return compile_module(apply(source, mutant), mutant.name, "backward").backward
+
+
+def control_backward(source: str | None = None):
+    """backward.py compiled the same way, unmutated: the control (must pass gradient parity)."""
+    source = reference_source("backward") if source is None else source
+    return compile_module(source, "control", "backward").backward
+
+
+def gradient_rows(n_layers: int) -> list[str]:
+    """The row names of a gradient report (torch_model.grad_parity): "loss", then "grad:<name>"."""
+    return ["loss"] + ["grad:" + name for name in gradient_order(n_layers)]
+
+
 def check_sites(config) -> None:
     """Every mutant applies and names a real intermediate (a typo would make 'localized' meaningless)."""
-    names = set(trace_names(config.n_layers))
-    source = reference_source()
+    names = {"forward": set(trace_names(config.n_layers)), "backward": set(gradient_rows(config.n_layers))}
+    sources = {file: reference_source(file) for file in PATHS}
     for mutant in MUTANTS:
-        apply(source, mutant)
-        if mutant.site not in names:
-            raise MutantError(f"mutant {mutant.name}: site {mutant.site!r} is not a trace name")
+        if mutant.file not in PATHS:
+            raise MutantError(f"mutant {mutant.name}: file {mutant.file!r} is not one of {sorted(PATHS)}")
+        apply(sources[mutant.file], mutant)
+        if mutant.site not in names[mutant.file]:
+            kind = "trace name" if mutant.file == "forward" else "gradient row"
+            raise MutantError(f"mutant {mutant.name}: site {mutant.site!r} is not a {kind}")
     seen = [m.name for m in MUTANTS]
     if len(seen) != len(set(seen)):
         raise MutantError("two mutants share a name")
@@ -317,6 +425,17 @@ def _traces(forward, params: dict, config, cases) -> list[OrderedDict]:
     return out
 
 
+def _gradients(backward, params: dict, config, grad_cases) -> list[dict]:
+    """Per case, the gradient report's rows ("loss", "grad:<name>"): NumPy's forward, then `backward`."""
+    from torch_model.grad_parity import numpy_gradients, report_rows
+
+    rows = []
+    for case in grad_cases:
+        *result, _ = numpy_gradients(params, config, np.asarray(case.ids, dtype=np.int64), case.targets, backward)
+        rows.append(report_rows(*result, config.n_layers))
+    return rows
+
+
 def effect_at(site: str, mutated: list[OrderedDict], reference: list[OrderedDict]) -> float:
     """The mutant's relative change at `site`: max |mutant - reference| / max |reference|, both
     maxima over all the cases (one scale for all inputs, so that a tensor that is 0 for one input,
@@ -339,7 +458,8 @@ class DtypeResult:
     caught: bool
     first: str | None       # first mismatch (name), None if not caught
     tol_at_site: float      # the tolerance the suite applied at the site (float32: may be widened by noise)
-    logits_caught: bool     # whether the logits (vs torch) alone would have caught it
+    logits_caught: bool     # whether the logits (vs torch) alone would have caught it; for a backward
+                            # mutant, whether the parameters' gradients alone would have
 
 
 @dataclass
@@ -384,7 +504,7 @@ class Runner:
     """Runs mutants against one checkpoint and one set of cases, with the float64 reference
     trace (for the effect sizes) computed once."""
 
-    def __init__(self, checkpoint, cases):
+    def __init__(self, checkpoint, cases, grad_cases=None):
         from torch_model.parity import run_parity  # torch only where parity runs
 
         self._run_parity = run_parity
@@ -392,6 +512,50 @@ class Runner:
         self.source = reference_source()
         self.params64 = numpy_ref.Model.from_checkpoint(checkpoint, "float64").params
         self.reference64 = _traces(control_forward(self.source), self.params64, checkpoint.config, cases)
+        # Backward mutants: batches with targets (default_grad_cases when None), set up when first needed.
+        self.grad_cases = grad_cases
+        self.backward_source = None
+        self.gradients64 = None
+
+    def _set_up_backward(self) -> None:
+        if self.gradients64 is not None:
+            return
+        from torch_model.grad_parity import default_grad_cases, run_grad_parity
+
+        self._run_grad_parity = run_grad_parity
+        if self.grad_cases is None:
+            self.grad_cases = default_grad_cases(self.checkpoint.config)
+        self.backward_source = reference_source("backward")
+        self.gradients64 = _gradients(control_backward(self.backward_source), self.params64,
+                                      self.checkpoint.config, self.grad_cases)
+
+    def control_backward(self) -> dict:
+        """Gradient parity of the unmutated backward.py compiled the same way: must be ok in both dtypes."""
+        self._set_up_backward()
+        backward = control_backward(self.backward_source)
+        return {dtype: self._run_grad_parity(self.checkpoint, dtype, self.grad_cases, backward=backward)
+                for dtype in DTYPES}
+
+    def _run_backward(self, mutant: Mutant) -> Result:
+        self._set_up_backward()
+        backward = mutant_backward(mutant, self.backward_source)
+        config = self.checkpoint.config
+        result = Result(mutant, effect_at(mutant.site, _gradients(backward, self.params64, config, self.grad_cases),
+                                          self.gradients64))
+        parameter_rows = {"grad:" + name for name in self.params64}
+        for dtype in DTYPES:
+            report = self._run_grad_parity(self.checkpoint, dtype, self.grad_cases, backward=backward)
+            first = report.first_mismatch
+            rows = {row.name: row for row in report.rows}
+            site_row = rows.get(mutant.site)
+            result.runs[dtype] = DtypeResult(
+                caught=not report.ok,
+                first=None if first is None else first.name,
+                tol_at_site=site_row.tol if site_row is not None else math.nan,
+                logits_caught=any(not row.ok for name, row in rows.items() if name in parameter_rows),
+            )
+        judge(result)
+        return result
 
     def control(self) -> dict:
         """Parity of the unmutated source compiled the same way: must be ok in both dtypes."""
@@ -399,6 +563,8 @@ class Runner:
         return {dtype: self._run_parity(self.checkpoint, dtype, self.cases, forward=forward) for dtype in DTYPES}
 
     def run(self, mutant: Mutant) -> Result:
+        if mutant.file == "backward":
+            return self._run_backward(mutant)
         forward = mutant_forward(mutant, self.source)
         config = self.checkpoint.config
         result = Result(mutant, effect_at(mutant.site, _traces(forward, self.params64, config, self.cases), self.reference64))

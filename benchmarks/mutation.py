@@ -1,6 +1,8 @@
 """Does the parity suite have teeth? Deliberate single-point bugs (mutants) in a copy
 of the NumPy forward, each run through torch_model.parity.run_parity against the
-unchanged PyTorch model, in float32 and float64.
+unchanged PyTorch model, in float32 and float64; and in a copy of the NumPy backward
+(the grad_* mutants), each run through torch_model.grad_parity.run_grad_parity
+against autograd.
 
     .venv/bin/python benchmarks/mutation.py                      # SPEC default config, seeded weights
     .venv/bin/python benchmarks/mutation.py --markdown           # the table in Markdown (README)
@@ -31,6 +33,7 @@ from conftest import random_checkpoint  # noqa: E402
 from mutants import MUTANTS, MutantError, Runner, at_spec_init_scale, check_sites  # noqa: E402
 from numpy_ref.checkpoint import load_checkpoint  # noqa: E402
 from numpy_ref.config import ModelConfig  # noqa: E402
+from torch_model.grad_parity import default_grad_cases  # noqa: E402
 from torch_model.parity import default_cases  # noqa: E402
 
 HEADER = ("mutant", "where the bug lives", "float32: caught (first mismatch)", "float64: caught (first mismatch)",
@@ -91,7 +94,8 @@ def markdown(table) -> str:
 def notes(results, md: bool) -> str:
     bullet = "- " if md else "  "
     code = (lambda s: f"`{s}`") if md else (lambda s: s)
-    out = ["", "Why each site (the first intermediate the bug changes):"]
+    out = ["", "Why each site (the first intermediate the bug changes; for a backward mutant, grad_*, the first "
+                "gradient counted from the loss):"]
     out += [f"{bullet}{code(r.mutant.name)} ({r.mutant.description}): {r.mutant.why}." for r in results]
     # An argument is shown only where it is used: the mutant was not caught.
     argued = [r for r in results
@@ -105,7 +109,8 @@ def notes(results, md: bool) -> str:
                        f"float32 tolerance there {r.runs['float32'].tol_at_site:.1e}): "
                        f"{r.mutant.equivalent or r.mutant.float32}")
     out += ["", ("\\* " if md else "* ") + "added beyond the brief's list. Effect: the relative change the mutant causes at its own "
-                "intermediate, in float64. 'logits alone': whether comparing only the logits would have caught it."]
+                "intermediate, in float64. 'logits alone': whether comparing only the logits would have caught it; "
+                "for a backward mutant, whether comparing only the parameters' gradients would have."]
     return "\n".join(out)
 
 
@@ -144,14 +149,20 @@ def main(argv=None) -> int:
     except MutantError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    runner = Runner(checkpoint, cases)
+    grad_cases = default_grad_cases(config, seed=args.cases_seed)
+    runner = Runner(checkpoint, cases, grad_cases)
     control = runner.control()
+    control_backward = runner.control_backward()
     results = [runner.run(m) for m in mutants]
     elapsed = time.perf_counter() - start
 
     print(f"checkpoint: {label}")
     print("inputs: default_cases(seed=%d): %s" % (args.cases_seed, "; ".join(f"{c.name} {list(c.ids.shape)}" for c in cases)))
+    print("gradient inputs: default_grad_cases(seed=%d): %s" % (
+        args.cases_seed, "; ".join(f"{c.name} {list(c.ids.shape)}" for c in grad_cases)))
     print("control (forward.py compiled unmutated): " + ", ".join(f"{d} {'OK' if r.ok else 'MISMATCH'}" for d, r in control.items()))
+    print("control (backward.py compiled unmutated, gradients): "
+          + ", ".join(f"{d} {'OK' if r.ok else 'MISMATCH'}" for d, r in control_backward.items()))
     print()
     table = rows(results)
     print(markdown(table) if args.markdown else plain(table))
@@ -161,7 +172,7 @@ def main(argv=None) -> int:
     print(f"{len(results)} mutants, {sum(r.runs['float64'].caught for r in results)} caught in float64, "
           f"{sum(r.runs['float32'].caught for r in results)} in float32; {len(failed)} miss the goal"
           + (f": {', '.join(failed)}" if failed else "") + f"; {elapsed:.1f} s")
-    control_ok = all(r.ok for r in control.values())
+    control_ok = all(r.ok for r in [*control.values(), *control_backward.values()])
     if not control_ok:
         print("error: the unmutated control does not pass parity: the results above mean nothing", file=sys.stderr)
     return 0 if control_ok and not failed else 1

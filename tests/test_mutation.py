@@ -1,7 +1,9 @@
 """The parity suite has teeth: every mutant of benchmarks/mutants.py (a single-point bug
-in a copy of the NumPy forward) is caught, and the first mismatch names the intermediate
-where its bug lives. The whole set runs (about 4 s of test time with one torch thread on a busy 2-core machine);
-benchmarks/mutation.py prints the same results as a table."""
+in a copy of the NumPy forward, or of the NumPy backward: the grad_* mutants, checked
+against autograd) is caught, and the first mismatch names the intermediate (or gradient)
+where its bug lives. The whole set runs (about 7 s of test time, 2 s of it the backward
+mutants, with one torch thread on a busy 2-core machine); benchmarks/mutation.py prints the
+same results as a table."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 from numpy_ref.config import ModelConfig
+from torch_model.grad_parity import default_grad_cases
 from torch_model.parity import default_cases
 
 from conftest import random_checkpoint
@@ -37,11 +40,11 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def runner():
-    return Runner(random_checkpoint(CONFIG, seed=7), default_cases(CONFIG, seed=3))
+    return Runner(random_checkpoint(CONFIG, seed=7), default_cases(CONFIG, seed=3), default_grad_cases(CONFIG, seed=3))
 
 
-def _digest() -> str:
-    return hashlib.sha256(mutants.FORWARD_PATH.read_bytes()).hexdigest()
+def _digest(file: str = "forward") -> str:
+    return hashlib.sha256(mutants.PATHS[file].read_bytes()).hexdigest()
 
 
 def test_every_mutant_applies_and_names_a_trace_name():
@@ -54,12 +57,23 @@ def test_the_unmutated_copy_passes(runner):
         assert report.ok, f"{dtype}: first mismatch {report.first_mismatch.name}"
 
 
+def test_the_unmutated_backward_copy_passes(runner):
+    """The control of the backward mutants: backward.py compiled the same way agrees with autograd."""
+    for dtype, report in runner.control_backward().items():
+        assert report.ok, f"{dtype}: first mismatch {report.first_mismatch.name}"
+
+
+def test_the_brief_s_backward_mutants_are_there():
+    backward = {m.name for m in MUTANTS if m.file == "backward" and not m.own}
+    assert backward == {"grad_q_weight_transposed", "grad_softmax_no_row_sum", "grad_pad_row_updated", "grad_no_scale"}
+
+
 @pytest.mark.parametrize("name", list(BY_NAME))
 def test_mutant_is_caught_where_its_bug_lives(runner, name):
     mutant = BY_NAME[name]
-    before = _digest()
+    before = _digest(mutant.file)
     result = runner.run(mutant)
-    assert _digest() == before, "the reference file on disk was modified"
+    assert _digest(mutant.file) == before, "the reference file on disk was modified"
     f32, f64 = result.runs["float32"], result.runs["float64"]
     if mutant.equivalent:
         assert not f64.caught and not f32.caught, f"an equivalent mutant was caught: f64 {f64.first}, f32 {f32.first}"
@@ -111,3 +125,7 @@ def test_a_mutant_that_rotted_fails_loudly():
     changed = mutants.reference_source().replace(mutant.original, "x = pos + tokens")
     with pytest.raises(MutantError, match="pos_twice"):
         mutants.mutant_forward(mutant, changed)
+    backward = BY_NAME["grad_no_scale"]
+    changed = mutants.reference_source("backward").replace(backward.original, "return d_scores_scaled * 1.0")
+    with pytest.raises(MutantError, match="grad_no_scale.*backward.py"):
+        mutants.mutant_backward(backward, changed)

@@ -18,11 +18,10 @@ leaves the last good checkpoint as it was.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +35,9 @@ from numpy_ref.config import ModelConfig
 from numpy_ref.data import batches_per_epoch, epoch_batches
 from numpy_ref.errors import CheckpointError, InputError
 from numpy_ref.schema import parameter_shapes
+from numpy_ref.train import CurveWriter, TrainSettings, curve_path, state_path  # shared with the NumPy trainer
 
 from .model import Decoder
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 1
-    batch_size: int = 4
-    seq_len: int = 64
-    lr: float = 3e-4
-    warmup_steps: int = 200
-    clip_norm: float = 0.5
-    adam_eps: float = 1e-37
-    betas: tuple = (0.9, 0.999)
-    seed: int = 0
-    max_steps: int | None = None      # stop after this many optimiser steps in all
-    time_limit: float | None = None   # stop (after a save) once this many seconds have passed
-    log_every: int = 200
-    save_every: int = 2000
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -80,6 +63,26 @@ def clip_gradients(parameters, max_norm: float) -> float:
     return norm
 
 
+def make_optimizer(model: Decoder, settings: TrainSettings) -> torch.optim.Adam:
+    """Adam with SPEC's betas and eps (1e-37 by default), in the model's dtype."""
+    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.adam_eps, foreach=False)
+
+
+def train_step(model: Decoder, optimizer, inputs: np.ndarray, targets: np.ndarray, lr: float,
+               clip_norm: float) -> tuple[float, float]:
+    """One optimiser step on one batch: (the batch's loss before the step, the gradient norm
+    before clipping). Works in the model's dtype (float32 or float64)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    logits = model(torch.from_numpy(inputs))
+    loss = loss_fn(logits, torch.from_numpy(targets), model.config.pad_id)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = clip_gradients(list(model.parameters()), clip_norm)
+    optimizer.step()
+    return loss.item(), grad_norm
+
+
 def evaluate(model: Decoder, ids: np.ndarray, settings: TrainSettings) -> tuple[float, float]:
     """(loss averaged over the evaluation batches, top-1 accuracy over non-pad targets)."""
     pad_id = model.config.pad_id
@@ -95,16 +98,6 @@ def evaluate(model: Decoder, ids: np.ndarray, settings: TrainSettings) -> tuple[
             counted += int(keep.sum())
     model.train()
     return float(np.mean(losses)), correct / max(counted, 1)
-
-
-def state_path(checkpoint_path: Path) -> Path:
-    name = checkpoint_path.name
-    stem = name[: -len(".safetensors")] if name.endswith(".safetensors") else name
-    return checkpoint_path.with_name(stem + ".train-state.safetensors")
-
-
-def curve_path(checkpoint_path: Path) -> Path:
-    return state_path(checkpoint_path).with_name(state_path(checkpoint_path).name.replace(".train-state.safetensors", ".loss.csv"))
 
 
 def _atomic_save_state(path: Path, optimizer, model: Decoder, progress: dict) -> None:
@@ -136,25 +129,6 @@ def _load_state(path: Path, optimizer, model: Decoder) -> dict:
     return progress
 
 
-class CurveWriter:
-    FIELDS = ["kind", "epoch", "step", "lr", "loss", "accuracy", "grad_norm", "tokens_per_s", "elapsed_s"]
-
-    def __init__(self, path: Path, append: bool):
-        self.path = path
-        fresh = not (append and path.exists())
-        self.file = open(path, "w" if fresh else "a", newline="")
-        self.writer = csv.DictWriter(self.file, self.FIELDS)
-        if fresh:
-            self.writer.writeheader()
-
-    def row(self, **values):
-        self.writer.writerow({key: values.get(key, "") for key in self.FIELDS})
-        self.file.flush()
-
-    def close(self):
-        self.file.close()
-
-
 def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids: np.ndarray,
           settings: TrainSettings, output: Path, resume: bool = False, log=print) -> dict:
     """Train and write `output`; return a summary (steps, losses, accuracy, time)."""
@@ -164,7 +138,7 @@ def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids
     torch.manual_seed(settings.seed)
     model = Decoder(config)
     progress = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0}
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.adam_eps, foreach=False)
+    optimizer = make_optimizer(model, settings)
     if resume:
         checkpoint = load_checkpoint(output)
         if checkpoint.config != config or checkpoint.vocab != vocab:
@@ -181,7 +155,6 @@ def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids
     if settings.max_steps is not None:
         total_steps = min(total_steps, settings.max_steps)
     curve = CurveWriter(curve_path(output), append=resume)
-    params = list(model.parameters())
     tokens_per_step = settings.batch_size * settings.seq_len
     started = time.perf_counter() - progress["elapsed"]
     window_start, window_steps = time.perf_counter(), 0
@@ -202,14 +175,7 @@ def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids
                     stop = "max steps"
                     break
                 lr = learning_rate(progress["step"], settings)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                logits = model(torch.from_numpy(inputs))
-                loss = loss_fn(logits, torch.from_numpy(targets), config.pad_id)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = clip_gradients(params, settings.clip_norm)
-                optimizer.step()
+                loss, grad_norm = train_step(model, optimizer, inputs, targets, lr, settings.clip_norm)
                 progress["step"] += 1
                 next_batch = index + 1
                 window_steps += 1
@@ -218,9 +184,9 @@ def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids
                     now = time.perf_counter()
                     speed = window_steps * tokens_per_step / max(now - window_start, 1e-9)
                     left = (total_steps - step) * tokens_per_step / max(speed, 1e-9)
-                    log(f"epoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {loss.item():.4f} "
+                    log(f"epoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {loss:.4f} "
                         f"lr {lr:.2e} |g| {grad_norm:.3f} {speed:,.0f} tokens/s, {left / 60:.1f} min left")
-                    curve.row(kind="train", epoch=epoch + 1, step=step, lr=f"{lr:.6g}", loss=f"{loss.item():.6f}",
+                    curve.row(kind="train", epoch=epoch + 1, step=step, lr=f"{lr:.6g}", loss=f"{loss:.6f}",
                               grad_norm=f"{grad_norm:.6f}", tokens_per_s=f"{speed:.0f}", elapsed_s=f"{now - started:.1f}")
                     window_start, window_steps = now, 0
                 if step % settings.save_every == 0:

@@ -1,4 +1,5 @@
-"""numpy-ref train: train the decoder in PyTorch on two tokenized files (SPEC's recipe)."""
+"""numpy-ref train: train the decoder on two tokenized files (SPEC's recipe), in PyTorch or,
+with --impl numpy, in NumPy alone (numpy_ref.train: the NumPy backward pass and Adam)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ DEFAULT_EVAL = "data/rpg-evaluation-tokenized.txt"
 def register(subparsers):
     parser = subparsers.add_parser(
         "train",
-        help="train the decoder in PyTorch (SPEC's data pipeline, loss and optimiser)",
+        help="train the decoder in PyTorch or NumPy (SPEC's data pipeline, loss and optimiser)",
         description="Train on a tokenized training file, evaluate on a tokenized evaluation file after "
                     "every epoch, and write a canonical safetensors checkpoint (atomically, every epoch "
                     "and every --save-every steps), the optimiser state beside it, and the loss curve "
@@ -37,6 +38,8 @@ def register(subparsers):
     parser.add_argument("--clip", type=float, default=0.5, help="global gradient-norm bound")
     parser.add_argument("--adam-eps", type=float, default=1e-37, help="Adam's eps (the original's 1e-37; PyTorch's default is 1e-8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--impl", choices=("torch", "numpy"), default="torch",
+                        help="torch (default) or numpy: the NumPy backward pass and optimiser, no PyTorch needed")
     defaults = ModelConfig(vocab_size=1)
     for name in ("d_model", "n_heads", "d_ff", "n_layers", "max_seq_len"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
@@ -49,12 +52,19 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    try:
-        import torch
+    from numpy_ref.train import TrainSettings, curve_path
 
-        from torch_model.train import TrainSettings, curve_path, train
-    except ImportError as error:
-        raise InputError(f"training needs PyTorch, which cannot be imported here ({error}).") from None
+    torch = None
+    if args.impl == "numpy":
+        from numpy_ref.train import train
+    else:
+        try:
+            import torch
+
+            from torch_model.train import train
+        except ImportError as error:
+            raise InputError(f"training needs PyTorch, which cannot be imported here ({error}); "
+                             f"--impl numpy trains without it.") from None
     output = Path(args.output)
     if output.exists() and not (args.resume or args.force):
         raise InputError(f"{output} already exists; pass --resume to continue training it or --force to start afresh.")
@@ -62,7 +72,7 @@ def run(args) -> int:
         raise InputError(f"--resume: {output} does not exist yet; train without --resume first.")
     if not output.parent.is_dir():
         raise InputError(f"{output}: the folder {output.parent} does not exist.")
-    if args.threads:
+    if args.threads and torch is not None:
         torch.set_num_threads(args.threads)
 
     train_words, eval_words = read_words(args.train), read_words(args.eval)
@@ -78,7 +88,7 @@ def run(args) -> int:
         log_every=args.log_every, save_every=args.save_every,
     )
     print(f"training on {len(train_words):,} words, evaluating on {len(eval_words):,}; vocabulary {len(vocab)} words; "
-          f"{config}; torch threads {torch.get_num_threads()}")
+          f"{config}; " + (f"torch threads {torch.get_num_threads()}" if torch is not None else "in NumPy"))
     summary = train(config, vocab, encode_words(train_words, vocab, args.train), encode_words(eval_words, vocab, args.eval),
                     settings, output, resume=args.resume)
     print(f"stopped: {summary['stopped']} after {summary['steps']} steps in {summary['seconds'] / 60:.1f} min; "
