@@ -433,8 +433,7 @@ def parity_report_page(reports, checkpoint_path) -> str:
     from . import parity
 
     def base_tolerance(report) -> float:  # the policy's bound before any widening by noise
-        policies = getattr(parity, "POLICIES", {"forward": parity.RELATIVE_TOLERANCE})
-        return policies.get(getattr(report, "policy", "forward"), parity.RELATIVE_TOLERANCE)[report.dtype]
+        return parity.POLICIES[report.policy][report.dtype]
 
     ok = all(report.ok for report in reports)
     body = [f"<h1>numpy-ref verify: <code>{esc(checkpoint_path)}</code></h1>",
@@ -445,8 +444,7 @@ def parity_report_page(reports, checkpoint_path) -> str:
     for report in reports:
         first = report.first_mismatch
         failed = sum(1 for row in report.rows if not row.ok)
-        policy = getattr(report, "policy", "forward")
-        what = report.dtype if policy == "forward" else f"{report.dtype}, {policy}s"
+        what = report.dtype if report.policy == "forward" else f"{report.dtype}, {report.policy}s"
         body.append(f"<h2>{esc(what)}: " + (check(True, f"OK, all {len(report.rows)} comparisons within tolerance")
                     if report.ok else check(False, f"MISMATCH, {failed} of {len(report.rows)} comparisons failed")) + "</h2>")
         body.append("<p>inputs: " + "; ".join(f"{esc(case['name'])} {shape(case['shape'])}" for case in report.cases) + "</p>")

@@ -68,3 +68,13 @@ def test_verify_on_drawn_shapes(random_path, capsys):
     assert [case["shape"] for case in document["cases"]] == [[2, 7], [1, 64]]
     assert main(["verify", str(random_path), "--shape", "1x65"]) == 2
     assert "max_seq_len 64" in capsys.readouterr().err
+
+
+def test_verify_grads_adds_a_gradient_report_per_dtype(random_path, capsys):
+    assert main(["verify", str(random_path), "--grads", "--dtype", "float64", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    forward_run, gradient_run = document["runs"]
+    assert forward_run["tolerance"]["relative"] == 1e-12
+    assert gradient_run["tolerance"]["policy"] == "gradient" and gradient_run["ok"] is True
+    names = [row["name"] for row in gradient_run["intermediates"]]
+    assert names[0] == "loss" and "grad:embed.weight" in names and "grad:layers.0.attention.q.weight" in names

@@ -30,6 +30,9 @@ def register(subparsers):
                         help="draw one input of B sequences of S tokens instead of the default three "
                              "(S = 1, S = max_seq_len with B = 3, B = 2 with S = 5); repeatable")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn inputs (default 0)")
+    parser.add_argument("--grads", action="store_true",
+                        help="also compare the NumPy backward pass with autograd: the loss, the gradient at every "
+                             "intermediate (in reverse order) and of every parameter")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     parser.add_argument("--html", metavar="OUT.html",
                         help="also write one self-contained page: the tables, the first mismatch, error histograms")
@@ -86,7 +89,12 @@ def run(args) -> int:
         from numpy_ref.html import check_writable
 
         check_writable(args.html)
-    reports = [run_parity(checkpoint, dtype, cases, histogram=bool(args.html)) for dtype in (args.dtype or ["float32"])]
+    dtypes = args.dtype or ["float32"]
+    reports = [run_parity(checkpoint, dtype, cases, histogram=bool(args.html)) for dtype in dtypes]
+    if args.grads:
+        from torch_model.grad_parity import verify_grads
+
+        reports += verify_grads(checkpoint, dtypes, args.seed)
     if args.html:
         from numpy_ref.html import parity_report_page, write_page
 
