@@ -2,7 +2,8 @@
 
 Same math, fewer passes over memory:
   - q, k and v come from one matmul with the three weights stacked ([E, 3E]), and every
-    weight is stored transposed and contiguous once, at construction;
+    weight is stored transposed and contiguous once, at construction; q's part carries
+    the 1/sqrt(D) of the scores, so the scores need no pass of their own;
   - the position-wise layers multiply one [B*S, E] matrix (one GEMM), not B matrices of
     [S, E] (NumPy runs a 3-D @ 2-D product as a loop of small GEMMs);
   - the causal mask is built once per sequence length and kept;
@@ -30,10 +31,16 @@ class FastModel:
         self.layers = []
         for i in range(config.n_layers):
             prefix = f"layers.{i}."
-            qkv_weight = np.concatenate([p[prefix + f"attention.{n}.weight"] for n in "qkv"])  # [3E, E]
+            # q's weight and bias carry the 1/sqrt(D) of the scores: (x Wq^T + bq) k^T / sqrt(D)
+            # = (x (Wq / sqrt(D))^T + bq / sqrt(D)) k^T, one pass over [S, S] fewer.
+            scale = 1.0 / math.sqrt(config.head_dim)
+            qkv_weight = np.concatenate([p[prefix + "attention.q.weight"] * scale,
+                                         p[prefix + "attention.k.weight"], p[prefix + "attention.v.weight"]])  # [3E, E]
+            qkv_bias = np.concatenate([p[prefix + "attention.q.bias"] * scale,
+                                       p[prefix + "attention.k.bias"], p[prefix + "attention.v.bias"]])  # [3E]
             self.layers.append({
-                "qkv_t": np.ascontiguousarray(qkv_weight.T),  # [E, 3E]
-                "qkv_b": np.concatenate([p[prefix + f"attention.{n}.bias"] for n in "qkv"]),  # [3E]
+                "qkv_t": np.ascontiguousarray(qkv_weight.T, dtype=model.dtype),  # [E, 3E]
+                "qkv_b": qkv_bias.astype(model.dtype),
                 "out_t": np.ascontiguousarray(p[prefix + "attention.out.weight"].T),
                 "out_b": p[prefix + "attention.out.bias"],
                 "ff1_t": np.ascontiguousarray(p[prefix + "feed_forward.linear1.weight"].T),
@@ -45,8 +52,8 @@ class FastModel:
             })
         self.final_t = np.ascontiguousarray(p["final_layer.weight"].T)  # [E, V]
         self.final_b = p["final_layer.bias"]
-        self.inv_sqrt_d = model.dtype(1.0 / math.sqrt(config.head_dim))
         self.masks = {}
+        self.row_mean = np.full((config.d_model, 1), 1.0 / config.d_model, dtype=model.dtype)  # [E, 1]
 
     def mask(self, seq_len):
         if seq_len not in self.masks:
@@ -54,11 +61,14 @@ class FastModel:
         return self.masks[seq_len]
 
     def _layer_norm(self, x, weight, bias):
-        """In place on x: (x - mean) / sqrt(biased var + eps) * weight + bias."""
-        x -= x.mean(axis=-1, keepdims=True)
-        variance = np.einsum("ne,ne->n", x, x)[:, None] / x.shape[-1]  # row sums of squares, one pass
+        """In place on x [N, E]: (x - mean) / sqrt(biased var + eps) * weight + bias, in as few
+        NumPy calls as possible: the row means are one product with a column of 1/E (a
+        reduction call costs more than the arithmetic for a row or two)."""
+        x -= x @ self.row_mean  # [N, E], each row centred
+        variance = (x * x) @ self.row_mean  # [N, 1], the biased variance
         variance += self.config.ln_eps
-        x /= np.sqrt(variance)
+        np.sqrt(variance, out=variance)
+        x /= variance
         x *= weight
         x += bias
         return x
@@ -78,7 +88,6 @@ class FastModel:
             qkv = qkv.reshape(batch, seq_len, 3, H, D).transpose(2, 0, 3, 1, 4)  # [3, B, H, S, D]
             q, k, v = qkv[0], qkv[1], qkv[2]
             scores = q @ k.transpose(0, 1, 3, 2)  # [B, H, S, S]
-            scores *= self.inv_sqrt_d
             scores += mask
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)

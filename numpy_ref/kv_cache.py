@@ -5,9 +5,11 @@ decoder, position i's keys and values depend only on tokens 0..i, so once they
 are computed they never change: keep them, and for each new token compute only its
 own query, key and value, attend over the kept keys and values, and append.
 
-Each step reuses the reference's own step functions (linear, split_heads,
-softmax, layer_norm, ...). The tests check that the logits equal the full
-recompute's at every step.
+The keys and values of every layer live in arrays of max_seq_len rows, allocated
+once and filled in place; the weights come pre-fused and pre-transposed from the
+fast path (numpy_ref.fast.FastModel), since one new token is a tiny amount of
+arithmetic and the number of NumPy calls is what costs. The tests check that the
+logits equal the full recompute's at every step.
 
 Limit: positions index the positional encoding, so the cache holds at most
 max_seq_len tokens. Past that, the unpadded layout keeps the last max_seq_len
@@ -19,50 +21,67 @@ from __future__ import annotations
 
 import numpy as np
 
-from .forward import (attention_scores, block_params, causal_mask, embed_tokens, layer_norm, linear, merge_heads,
-                      relu, scale_scores, softmax, split_heads)
+from .fast import FastModel
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, per layer: [1, H, t, D] each."""
+    """Keys and values of the tokens seen so far, per layer: [H, T, D] arrays, the first
+    len(self) rows filled."""
 
-    def __init__(self, model):
+    def __init__(self, model, fast: FastModel | None = None):
         self.model = model
+        self.fast = fast or FastModel(model)
+        config = model.config
+        shape = (config.n_heads, config.max_seq_len, config.head_dim)  # [H, T, D]
+        self.keys = [np.zeros(shape, dtype=model.dtype) for _ in range(config.n_layers)]
+        self.values = [np.zeros(shape, dtype=model.dtype) for _ in range(config.n_layers)]
         self.ids: list[int] = []
-        self.keys: list[np.ndarray | None] = [None] * model.config.n_layers
-        self.values: list[np.ndarray | None] = [None] * model.config.n_layers
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def feed(self, new_ids: list[int]) -> np.ndarray:
         """Run the new tokens at the positions after the cached ones; return their logits [1, n, V]."""
-        config, params = self.model.config, self.model.params
+        config, fast = self.model.config, self.fast
         start, count = len(self.ids), len(new_ids)
-        if start + count > config.max_seq_len:
+        end = start + count
+        if end > config.max_seq_len:
             raise ValueError(f"the cache holds at most max_seq_len={config.max_seq_len} tokens")
-        ids = self.model.check_ids(np.array([new_ids]))  # [1, n]
-        x = embed_tokens(params["embed.weight"], ids) + params["pos_encoding"][:, start:start + count, :]  # [1, n, E]
-        # The new queries see every cached key and the new keys up to their own position:
-        # query i (position start + i) may see keys 0 .. start + i.
-        mask = causal_mask(start + count, config.mask_value, x.dtype)[start:, :]  # [n, start + n]
-        for layer in range(config.n_layers):
-            p = block_params(params, layer)
-            q = split_heads(linear(x, p["attention.q.weight"], p["attention.q.bias"]), config.n_heads)  # [1, H, n, D]
-            k = split_heads(linear(x, p["attention.k.weight"], p["attention.k.bias"]), config.n_heads)  # [1, H, n, D]
-            v = split_heads(linear(x, p["attention.v.weight"], p["attention.v.bias"]), config.n_heads)  # [1, H, n, D]
-            if self.keys[layer] is not None:
-                k = np.concatenate([self.keys[layer], k], axis=2)  # [1, H, start + n, D]
-                v = np.concatenate([self.values[layer], v], axis=2)  # [1, H, start + n, D]
-            self.keys[layer], self.values[layer] = k, v
-            weights = softmax(scale_scores(attention_scores(q, k), config.head_dim) + mask)  # [1, H, n, start + n]
-            attn_out = linear(merge_heads(weights @ v), p["attention.out.weight"], p["attention.out.bias"])  # [1, n, E]
-            x = layer_norm(x + attn_out, p["norm1.weight"], p["norm1.bias"], config.ln_eps)  # [1, n, E]
-            hidden = relu(linear(x, p["feed_forward.linear1.weight"], p["feed_forward.linear1.bias"]))  # [1, n, F]
-            ff = linear(hidden, p["feed_forward.linear2.weight"], p["feed_forward.linear2.bias"])  # [1, n, E]
-            x = layer_norm(x + ff, p["norm2.weight"], p["norm2.bias"], config.ln_eps)  # [1, n, E]
-        self.ids.extend(int(i) for i in new_ids)
-        return linear(x, params["final_layer.weight"], params["final_layer.bias"])  # [1, n, V]
+        if not all(0 <= int(i) < config.vocab_size for i in new_ids):
+            self.model.check_ids(np.array([new_ids]))  # raises the usual InputError
+        ids = np.asarray(new_ids, dtype=np.int64)  # [n]
+        H, D, E = config.n_heads, config.head_dim, config.d_model
+        x = fast.embed[ids] + fast.pos[start:end]  # [n, E]
+        # query i (position start + i) may see keys 0 .. start + i: a mask only where n > 1
+        mask = fast.mask(end)[start:, :] if count > 1 else None  # [n, end]
+        for layer, keys, values in zip(fast.layers, self.keys, self.values):
+            qkv = x @ layer["qkv_t"]  # [n, 3E]
+            qkv += layer["qkv_b"]
+            qkv = qkv.reshape(count, 3, H, D).transpose(1, 2, 0, 3)  # [3, H, n, D]
+            keys[:, start:end] = qkv[1]  # the new keys and values join the cache
+            values[:, start:end] = qkv[2]
+            scores = qkv[0] @ keys[:, :end].transpose(0, 2, 1)  # [H, n, end]
+            if mask is not None:
+                scores += mask
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ values[:, :end]).transpose(1, 0, 2).reshape(count, E)  # [n, E]
+            attn_out = context @ layer["out_t"]
+            attn_out += layer["out_b"]
+            attn_out += x
+            x = fast._layer_norm(attn_out, layer["n1_w"], layer["n1_b"])  # [n, E]
+            hidden = x @ layer["ff1_t"]  # [n, F]
+            hidden += layer["ff1_b"]
+            np.maximum(hidden, 0, out=hidden)
+            ff = hidden @ layer["ff2_t"]  # [n, E]
+            ff += layer["ff2_b"]
+            ff += x
+            x = fast._layer_norm(ff, layer["n2_w"], layer["n2_b"])  # [n, E]
+        self.ids.extend(ids.tolist())
+        logits = x @ fast.final_t  # [n, V]
+        logits += fast.final_b
+        return logits[None]  # [1, n, V]
 
 
 class CachedLogits:
@@ -76,14 +95,15 @@ class CachedLogits:
 
     def __init__(self, model):
         self.model = model
-        self.cache = KVCache(model)
+        self.fast = FastModel(model)
+        self.cache = KVCache(model, self.fast)
         self.builds = 0  # how many times a cache was started (1 while the window never slides)
 
     def __call__(self, context: np.ndarray) -> np.ndarray:
-        ids = [int(i) for i in np.asarray(context)[0]]
+        ids = np.asarray(context)[0].tolist()
         cached = self.cache.ids
         if len(ids) <= len(cached) or ids[:len(cached)] != cached:
-            self.cache = KVCache(self.model)
+            self.cache = KVCache(self.model, self.fast)
             self.builds += 1
             cached = []
         return self.cache.feed(ids[len(cached):])
