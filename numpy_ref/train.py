@@ -21,8 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
+from .atomic import atomic_path
 from .backward import cross_entropy, loss_and_gradients
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig
@@ -137,32 +136,110 @@ def evaluate(params: dict, config: ModelConfig, ids: np.ndarray, settings: Train
 # The training state beside the checkpoint (Adam's moments and the progress)
 
 
-def _atomic_save_state(path: Path, adam: Adam, progress: dict) -> None:
-    tensors = {name: np.ascontiguousarray(value) for name, value in adam.state_arrays().items()}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+def save_state_file(path: Path, tensors: dict, progress: dict) -> None:
+    """The training state beside a checkpoint: Adam's moments (exp_avg.<name>,
+    exp_avg_sq.<name>) and the progress (epoch, batch, step, elapsed), atomically."""
+    tensors = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
+    with atomic_path(path) as temporary:
         safetensors.numpy.save_file(tensors, temporary, metadata={"progress": json.dumps(progress)})
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
-def _load_state(path: Path, adam: Adam) -> dict:
+def load_state_file(path: Path) -> tuple[dict, dict]:
+    """(tensors, progress) of a training-state file, or a CheckpointError saying what to do."""
     try:
         with safetensors.safe_open(str(path), framework="numpy") as handle:
             progress = json.loads(handle.metadata()["progress"])
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # a damaged state file is a user-facing problem, said plainly
         raise CheckpointError(f"{path}: cannot read the training state ({error}); delete it to resume with fresh optimiser moments.") from None
-    adam.load_state_arrays(tensors, int(progress["step"]))
-    return progress
+    return tensors, progress
+
+
+def resume_checkpoint(output: Path, config: ModelConfig, vocab: list[str]):
+    """The checkpoint a --resume continues from; it must be of this run's config and vocabulary."""
+    checkpoint = load_checkpoint(output)
+    if checkpoint.config != config or checkpoint.vocab != vocab:
+        raise CheckpointError(f"{output}: its config or vocabulary differs from this run's; resume with the same files and sizes.")
+    return checkpoint
 
 
 # ---------------------------------------------------------------------------
 # The loop
+
+
+def run_loop(step, evaluate_fn, save, train_ids: np.ndarray, eval_ids: np.ndarray, settings: TrainSettings,
+             output: Path, progress: dict, resume: bool, log=print) -> dict:
+    """The training loop both trainers share: epochs of SPEC's batches, the warm-up, progress
+    lines, the loss curve, evaluation after every epoch, saves, and the stops (--max-steps,
+    --time-limit, Ctrl-C). The trainer supplies:
+
+        step(inputs, targets, lr) -> (loss, grad_norm)    one optimiser step
+        evaluate_fn() -> (loss, accuracy)                 on the evaluation ids
+        save(progress)                                    checkpoint and training state
+
+    `progress` ({epoch, batch, step, elapsed}) is where to start, and is updated as it goes."""
+    per_epoch = batches_per_epoch(len(train_ids), settings.batch_size, settings.seq_len)
+    total_steps = settings.epochs * per_epoch
+    if settings.max_steps is not None:
+        total_steps = min(total_steps, settings.max_steps)
+    curve = CurveWriter(curve_path(output), append=resume)
+    tokens_per_step = settings.batch_size * settings.seq_len
+    started = time.perf_counter() - progress["elapsed"]
+    window_start, window_steps = time.perf_counter(), 0
+    summary = {"stopped": "finished"}
+
+    def save_at(epoch, batch_index):
+        progress.update(epoch=epoch, batch=batch_index, elapsed=time.perf_counter() - started)
+        save(dict(progress))
+
+    try:
+        for epoch in range(progress["epoch"], settings.epochs):
+            next_batch = progress["batch"] if epoch == progress["epoch"] else 0
+            stop = None
+            for index, inputs, targets in epoch_batches(train_ids, settings.batch_size, settings.seq_len, next_batch):
+                if progress["step"] >= total_steps:
+                    stop = "max steps"
+                    break
+                lr = learning_rate(progress["step"], settings.lr, settings.warmup_steps)
+                loss, grad_norm = step(inputs, targets, lr)
+                progress["step"] += 1
+                next_batch = index + 1
+                window_steps += 1
+                done = progress["step"]
+                if done % settings.log_every == 0 or done == total_steps:
+                    now = time.perf_counter()
+                    speed = window_steps * tokens_per_step / max(now - window_start, 1e-9)
+                    left = (total_steps - done) * tokens_per_step / max(speed, 1e-9)
+                    log(f"epoch {epoch + 1}/{settings.epochs} step {done}/{total_steps} loss {loss:.4f} "
+                        f"lr {lr:.2e} |g| {grad_norm:.3f} {speed:,.0f} tokens/s, {left / 60:.1f} min left")
+                    curve.row(kind="train", epoch=epoch + 1, step=done, lr=f"{lr:.6g}", loss=f"{loss:.6f}",
+                              grad_norm=f"{grad_norm:.6f}", tokens_per_s=f"{speed:.0f}", elapsed_s=f"{now - started:.1f}")
+                    window_start, window_steps = now, 0
+                if done % settings.save_every == 0:
+                    save_at(epoch, next_batch)
+                if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
+                    stop = "time limit"
+                    break
+            if stop is not None:
+                save_at(epoch, next_batch)
+                summary["stopped"] = stop
+                break
+            eval_loss, accuracy = evaluate_fn()
+            log(f"epoch {epoch + 1} done: evaluation loss {eval_loss:.4f} (perplexity {math.exp(eval_loss):.2f}), "
+                f"top-1 accuracy {accuracy:.2%}")
+            curve.row(kind="eval", epoch=epoch + 1, step=progress["step"], loss=f"{eval_loss:.6f}",
+                      accuracy=f"{accuracy:.6f}", elapsed_s=f"{time.perf_counter() - started:.1f}")
+            save_at(epoch + 1, 0)
+    except KeyboardInterrupt:
+        log(f"interrupted at step {progress['step']}: {output} holds the last saved state (nothing half-written)")
+        raise
+    finally:
+        curve.close()
+
+    eval_loss, accuracy = evaluate_fn()
+    summary.update(steps=progress["step"], eval_loss=eval_loss, eval_accuracy=accuracy,
+                   seconds=time.perf_counter() - started, settings=asdict(settings))
+    return summary
 
 
 def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids: np.ndarray,
@@ -176,76 +253,19 @@ def train(config: ModelConfig, vocab: list[str], train_ids: np.ndarray, eval_ids
     adam = Adam(params, betas=settings.betas, eps=settings.adam_eps)
     progress = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0}
     if resume:
-        checkpoint = load_checkpoint(output)
-        if checkpoint.config != config or checkpoint.vocab != vocab:
-            raise CheckpointError(f"{output}: its config or vocabulary differs from this run's; resume with the same files and sizes.")
+        checkpoint = resume_checkpoint(output, config, vocab)
         params = {name: value.astype(resolve_dtype(dtype)) for name, value in checkpoint.params.items()}
         if state_path(output).exists():
-            progress = _load_state(state_path(output), adam)
+            tensors, progress = load_state_file(state_path(output))
+            adam.load_state_arrays(tensors, int(progress["step"]))
             log(f"resuming at epoch {progress['epoch'] + 1}, batch {progress['batch']}, step {progress['step']}")
         else:
             log(f"resuming from the weights of {output}; no training state beside it, so Adam's moments start at zero")
 
-    per_epoch = batches_per_epoch(len(train_ids), settings.batch_size, settings.seq_len)
-    total_steps = settings.epochs * per_epoch
-    if settings.max_steps is not None:
-        total_steps = min(total_steps, settings.max_steps)
-    curve = CurveWriter(curve_path(output), append=resume)
-    tokens_per_step = settings.batch_size * settings.seq_len
-    started = time.perf_counter() - progress["elapsed"]
-    window_start, window_steps = time.perf_counter(), 0
-    summary = {"stopped": "finished"}
-
-    def save(epoch, batch_index):
-        progress.update(epoch=epoch, batch=batch_index, elapsed=time.perf_counter() - started)
+    def save(progress):
         save_checkpoint(output, params, config, vocab)
-        _atomic_save_state(state_path(output), adam, dict(progress))
+        save_state_file(state_path(output), adam.state_arrays(), progress)
 
-    try:
-        for epoch in range(progress["epoch"], settings.epochs):
-            next_batch = progress["batch"] if epoch == progress["epoch"] else 0
-            stop = None
-            for index, inputs, targets in epoch_batches(train_ids, settings.batch_size, settings.seq_len, next_batch):
-                if progress["step"] >= total_steps:
-                    stop = "max steps"
-                    break
-                lr = learning_rate(progress["step"], settings.lr, settings.warmup_steps)
-                loss, grad_norm = train_step(params, adam, config, inputs, targets, lr, settings.clip_norm)
-                progress["step"] += 1
-                next_batch = index + 1
-                window_steps += 1
-                step = progress["step"]
-                if step % settings.log_every == 0 or step == total_steps:
-                    now = time.perf_counter()
-                    speed = window_steps * tokens_per_step / max(now - window_start, 1e-9)
-                    left = (total_steps - step) * tokens_per_step / max(speed, 1e-9)
-                    log(f"epoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {loss:.4f} "
-                        f"lr {lr:.2e} |g| {grad_norm:.3f} {speed:,.0f} tokens/s, {left / 60:.1f} min left")
-                    curve.row(kind="train", epoch=epoch + 1, step=step, lr=f"{lr:.6g}", loss=f"{loss:.6f}",
-                              grad_norm=f"{grad_norm:.6f}", tokens_per_s=f"{speed:.0f}", elapsed_s=f"{now - started:.1f}")
-                    window_start, window_steps = now, 0
-                if step % settings.save_every == 0:
-                    save(epoch, next_batch)
-                if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
-                    stop = "time limit"
-                    break
-            if stop is not None:
-                save(epoch, next_batch)
-                summary["stopped"] = stop
-                break
-            eval_loss, accuracy = evaluate(params, config, eval_ids, settings)
-            log(f"epoch {epoch + 1} done: evaluation loss {eval_loss:.4f} (perplexity {math.exp(eval_loss):.2f}), "
-                f"top-1 accuracy {accuracy:.2%}")
-            curve.row(kind="eval", epoch=epoch + 1, step=progress["step"], loss=f"{eval_loss:.6f}",
-                      accuracy=f"{accuracy:.6f}", elapsed_s=f"{time.perf_counter() - started:.1f}")
-            save(epoch + 1, 0)
-    except KeyboardInterrupt:
-        log(f"interrupted at step {progress['step']}: {output} holds the last saved state (nothing half-written)")
-        raise
-    finally:
-        curve.close()
-
-    eval_loss, accuracy = evaluate(params, config, eval_ids, settings)
-    summary.update(steps=progress["step"], eval_loss=eval_loss, eval_accuracy=accuracy,
-                   seconds=time.perf_counter() - started, settings=asdict(settings))
-    return summary
+    return run_loop(lambda inputs, targets, lr: train_step(params, adam, config, inputs, targets, lr, settings.clip_norm),
+                    lambda: evaluate(params, config, eval_ids, settings), save,
+                    train_ids, eval_ids, settings, output, progress, resume, log)

@@ -12,7 +12,8 @@ from numpy_ref.data import batch, batches_per_epoch, encode_words
 from numpy_ref.vocab import build_vocabulary, words_of_text
 from numpy_ref_cli.main import main
 from torch_model.parity import default_cases, run_parity
-from torch_model.train import TrainSettings, clip_gradients, curve_path, learning_rate, loss_fn, state_path, train
+from numpy_ref.optim import learning_rate
+from torch_model.train import TrainSettings, clip_gradients, curve_path, loss_fn, state_path, train
 
 
 def test_batches_are_consecutive_chunks_of_b_times_s_plus_1():
@@ -30,11 +31,10 @@ def test_batches_are_consecutive_chunks_of_b_times_s_plus_1():
 
 
 def test_warm_up_counts_steps_from_zero():
-    settings = TrainSettings(lr=3e-4, warmup_steps=200)
-    assert learning_rate(0, settings) == pytest.approx(3e-4 / 200)
-    assert learning_rate(99, settings) == pytest.approx(3e-4 * 100 / 200)
-    assert learning_rate(199, settings) == pytest.approx(3e-4)
-    assert learning_rate(5000, settings) == 3e-4
+    assert learning_rate(0, 3e-4, 200) == pytest.approx(3e-4 / 200)
+    assert learning_rate(99, 3e-4, 200) == pytest.approx(3e-4 * 100 / 200)
+    assert learning_rate(199, 3e-4, 200) == pytest.approx(3e-4)
+    assert learning_rate(5000, 3e-4, 200) == 3e-4
 
 
 def test_global_norm_clipping():
