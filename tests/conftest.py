@@ -69,3 +69,33 @@ def checkpoint(request, checkpoint_path) -> Checkpoint:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+TORCH_BLOCKER = '''
+import sys
+
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+
+sys.meta_path.insert(0, BlockTorch())
+try:
+    import torch
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker did not work")
+'''
+
+
+def run_without_torch(script: str):
+    """Run `script` (Python source) in a fresh interpreter in which importing torch fails;
+    it also fails the run if anything imported torch after all."""
+    import subprocess
+    import sys
+    import textwrap
+
+    check = '\nassert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"\n'
+    return subprocess.run([sys.executable, "-c", TORCH_BLOCKER + textwrap.dedent(script) + check],
+                          capture_output=True, text=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import textwrap
 from html.parser import HTMLParser
 
@@ -20,6 +18,8 @@ from numpy_ref.phases import DEFAULT_PROMPT, inspect, standardize
 from numpy_ref.random_init import random_params, random_vocab
 from numpy_ref_cli.main import main
 from numpy_ref_cli.render_terminal import render, use_color
+
+from conftest import run_without_torch
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -284,19 +284,12 @@ def test_inspect_runs_where_importing_torch_fails(random_path, tmp_path):
     out = tmp_path / "page.html"
     script = textwrap.dedent(f"""
         import sys
-
-        class BlockTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-
-        sys.meta_path.insert(0, BlockTorch())
         from numpy_ref_cli.main import main
         code = main(["inspect", "--checkpoint", {str(random_path)!r}, "--steps", "2", "--html", {str(out)!r}])
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
         print("exit", code)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = run_without_torch(script)
     assert result.returncode == 0, result.stderr
     assert "exit 0" in result.stdout and "5. The loop" in result.stdout
     assert out.exists()

@@ -1,8 +1,8 @@
 """numpy_ref imports and runs where PyTorch cannot be imported."""
 
-import subprocess
-import sys
 import textwrap
+
+from conftest import run_without_torch
 
 
 def test_numpy_ref_runs_where_importing_torch_fails(checkpoint, tmp_path):
@@ -12,19 +12,6 @@ def test_numpy_ref_runs_where_importing_torch_fails(checkpoint, tmp_path):
     save_checkpoint(checkpoint_path, checkpoint.params, checkpoint.config, checkpoint.vocab)
     script = textwrap.dedent(f"""
         import sys
-
-        class BlockTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-
-        sys.meta_path.insert(0, BlockTorch())
-        try:
-            import torch
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("the blocker did not work")
 
         import numpy as np
         import numpy_ref
@@ -41,6 +28,6 @@ def test_numpy_ref_runs_where_importing_torch_fails(checkpoint, tmp_path):
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
         print("ran without torch")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = run_without_torch(script)
     assert result.returncode == 0, result.stderr
     assert "ran without torch" in result.stdout

@@ -4,8 +4,6 @@ on the same batches, and `numpy-ref train --impl numpy` end to end where torch c
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -21,6 +19,8 @@ from numpy_ref.vocab import build_vocabulary, words_of_text
 from torch_model.model import Decoder
 from torch_model.train import make_optimizer
 from torch_model.train import train_step as torch_train_step
+
+from conftest import run_without_torch
 
 CORPUS = "\n".join(
     f"c eval {v} = {v} + {n}\nif {v} > {n}\ncallp log{n}\nendif" for v in ("total", "count", "amt") for n in range(12)
@@ -97,19 +97,6 @@ def test_train_impl_numpy_runs_where_importing_torch_fails(tmp_path):
     script = textwrap.dedent(f"""
         import sys
 
-        class BlockTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-
-        sys.meta_path.insert(0, BlockTorch())
-        try:
-            import torch
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("the blocker did not work")
-
         from numpy_ref_cli.main import main
 
         code = main(["train", "--impl", "numpy", "--train", {str(corpus)!r}, "--eval", {str(corpus)!r},
@@ -118,7 +105,7 @@ def test_train_impl_numpy_runs_where_importing_torch_fails(tmp_path):
         assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
         sys.exit(code)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = run_without_torch(script)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "in NumPy" in result.stdout and "epoch 3 done: evaluation loss" in result.stdout
     rows = list(csv.DictReader(open(curve_path(output))))
