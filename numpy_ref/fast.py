@@ -73,6 +73,29 @@ class FastModel:
         x += bias
         return x
 
+    @staticmethod
+    def softmax_(scores):
+        """Softmax over the last axis, in place."""
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        return scores
+
+    def block_tail(self, x, context, layer):
+        """The rest of a block once the heads' context is merged ([N, E] each): the out
+        projection, the residual and norm1, the FFN, the residual and norm2."""
+        attn_out = context @ layer["out_t"]
+        attn_out += layer["out_b"]
+        attn_out += x
+        x = self._layer_norm(attn_out, layer["n1_w"], layer["n1_b"])
+        hidden = x @ layer["ff1_t"]  # [N, F]
+        hidden += layer["ff1_b"]
+        np.maximum(hidden, 0, out=hidden)
+        ff = hidden @ layer["ff2_t"]  # [N, E]
+        ff += layer["ff2_b"]
+        ff += x
+        return self._layer_norm(ff, layer["n2_w"], layer["n2_b"])
+
     def __call__(self, ids) -> np.ndarray:
         ids = self.model.check_ids(ids)
         batch, seq_len = ids.shape
@@ -89,21 +112,9 @@ class FastModel:
             q, k, v = qkv[0], qkv[1], qkv[2]
             scores = q @ k.transpose(0, 1, 3, 2)  # [B, H, S, S]
             scores += mask
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
+            self.softmax_(scores)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * seq_len, E)  # [N, E]
-            attn_out = context @ layer["out_t"]
-            attn_out += layer["out_b"]
-            attn_out += x
-            x = self._layer_norm(attn_out, layer["n1_w"], layer["n1_b"])
-            hidden = x @ layer["ff1_t"]  # [N, F]
-            hidden += layer["ff1_b"]
-            np.maximum(hidden, 0, out=hidden)
-            ff = hidden @ layer["ff2_t"]  # [N, E]
-            ff += layer["ff2_b"]
-            ff += x
-            x = self._layer_norm(ff, layer["n2_w"], layer["n2_b"])
+            x = self.block_tail(x, context, layer)  # [N, E]
         logits = x @ self.final_t  # [N, V]
         logits += self.final_b
         return logits.reshape(batch, seq_len, -1)  # [B, S, V]

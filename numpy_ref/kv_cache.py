@@ -63,21 +63,9 @@ class KVCache:
             scores = qkv[0] @ keys[:, :end].transpose(0, 2, 1)  # [H, n, end]
             if mask is not None:
                 scores += mask
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
+            fast.softmax_(scores)
             context = (scores @ values[:, :end]).transpose(1, 0, 2).reshape(count, E)  # [n, E]
-            attn_out = context @ layer["out_t"]
-            attn_out += layer["out_b"]
-            attn_out += x
-            x = fast._layer_norm(attn_out, layer["n1_w"], layer["n1_b"])  # [n, E]
-            hidden = x @ layer["ff1_t"]  # [n, F]
-            hidden += layer["ff1_b"]
-            np.maximum(hidden, 0, out=hidden)
-            ff = hidden @ layer["ff2_t"]  # [n, E]
-            ff += layer["ff2_b"]
-            ff += x
-            x = fast._layer_norm(ff, layer["n2_w"], layer["n2_b"])  # [n, E]
+            x = fast.block_tail(x, context, layer)  # [n, E]
         self.ids.extend(ids.tolist())
         logits = x @ fast.final_t  # [n, V]
         logits += fast.final_b
