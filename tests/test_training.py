@@ -109,3 +109,31 @@ def test_train_cli_refuses_to_overwrite(tmp_path, capsys):
     code = main(["train", "--train", str(tmp_path / "train.txt"), "--eval", str(tmp_path / "train.txt"), "-o", str(out)])
     assert code == 2 and out.read_bytes() == b"keep me"
     assert "already exists" in capsys.readouterr().err
+
+
+def test_ctrl_c_leaves_the_last_saved_checkpoint_whole(tmp_path):
+    """SIGINT in the middle of training: exit 130, the checkpoint on disk is a complete earlier
+    save that loads, and no temporary file is left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "train.txt").write_text(CORPUS * 4)
+    out = tmp_path / "model.safetensors"
+    command = [sys.executable, "-m", "numpy_ref_cli.main", "train", "--train", str(tmp_path / "train.txt"),
+               "--eval", str(tmp_path / "train.txt"), "-o", str(out), "--epochs", "1000", "--save-every", "5",
+               "--d-model", "16", "--n-heads", "2", "--d-ff", "32", "--n-layers", "1", "--max-seq-len", "8",
+               "--log-every", "1000000", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # well inside the run, between or during saves
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    model = numpy_ref.load(out)
+    assert model.config.d_model == 16
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
