@@ -64,9 +64,12 @@ def unpadded_context(ids: list[int], max_seq_len: int) -> np.ndarray:
 
 
 def softmax64(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - np.max(logits)
-    exps = np.exp(shifted)
-    return exps / exps.sum()
+    """Softmax of one row of logits, in float64 (where the choosing happens)."""
+    probabilities = logits.astype(np.float64)
+    probabilities -= probabilities.max()
+    np.exp(probabilities, out=probabilities)
+    probabilities /= probabilities.sum()
+    return probabilities
 
 
 def draw(probabilities: np.ndarray, uniform: float) -> int:

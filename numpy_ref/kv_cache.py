@@ -49,6 +49,8 @@ class KVCache:
             raise ValueError(f"the cache holds at most max_seq_len={config.max_seq_len} tokens")
         if not all(0 <= int(i) < config.vocab_size for i in new_ids):
             self.model.check_ids(np.array([new_ids]))  # raises the usual InputError
+        if count == 1:
+            return self._step(int(new_ids[0]))[None, None]  # [1, 1, V]
         ids = np.asarray(new_ids, dtype=np.int64)  # [n]
         H, D, E = config.n_heads, config.head_dim, config.d_model
         x = fast.embed[ids] + fast.pos[start:end]  # [n, E]
@@ -70,6 +72,46 @@ class KVCache:
         logits = x @ fast.final_t  # [n, V]
         logits += fast.final_b
         return logits[None]  # [1, n, V]
+
+
+    def _step(self, token: int) -> np.ndarray:
+        """One token, the case every generated word is: the same arithmetic on vectors, in
+        fewer NumPy calls (at this size each call costs more than its arithmetic)."""
+        config, fast = self.model.config, self.fast
+        H, D, E = config.n_heads, config.head_dim, config.d_model
+        t = len(self.ids)
+        x = fast.embed[token] + fast.pos[t]  # [E]
+        for layer, keys, values in zip(fast.layers, self.keys, self.values):
+            qkv = x @ layer["qkv_t"]  # [3E], q already divided by sqrt(D)
+            qkv += layer["qkv_b"]
+            keys[:, t] = qkv[E:2 * E].reshape(H, D)
+            values[:, t] = qkv[2 * E:].reshape(H, D)
+            scores = qkv[:E].reshape(H, 1, D) @ keys[:, :t + 1].transpose(0, 2, 1)  # [H, 1, t + 1]: no mask needed
+            fast.softmax_(scores)
+            context = (scores @ values[:, :t + 1]).reshape(E)  # [E]
+            attn_out = context @ layer["out_t"]
+            attn_out += layer["out_b"]
+            attn_out += x
+            x = _layer_norm_vector(attn_out, layer["n1_w"], layer["n1_b"], config.ln_eps)  # [E]
+            hidden = x @ layer["ff1_t"]  # [F]
+            hidden += layer["ff1_b"]
+            np.maximum(hidden, 0, out=hidden)
+            ff = hidden @ layer["ff2_t"]  # [E]
+            ff += layer["ff2_b"]
+            ff += x
+            x = _layer_norm_vector(ff, layer["n2_w"], layer["n2_b"], config.ln_eps)  # [E]
+        self.ids.append(token)
+        logits = x @ fast.final_t  # [V]
+        logits += fast.final_b
+        return logits
+
+
+def _layer_norm_vector(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm of one vector [E]: the mean and the biased variance are scalars here."""
+    width = x.shape[0]
+    centered = x - np.add.reduce(x) / width  # [E]
+    variance = np.dot(centered, centered) / width  # a scalar: the biased variance
+    return centered * (weight / np.sqrt(variance + eps)) + bias  # [E]
 
 
 class CachedLogits:
