@@ -112,7 +112,8 @@ def test_train_cli_refuses_to_overwrite(tmp_path, capsys):
 
 
 def test_ctrl_c_leaves_the_last_saved_checkpoint_whole(tmp_path):
-    """SIGINT in the middle of training: exit 130, the checkpoint on disk is a complete earlier
+    """SIGINT in the middle of training (the NumPy trainer: both share the loop and its saving):
+    exit 130, the checkpoint on disk is a complete earlier
     save that loads, and no temporary file is left behind."""
     import signal
     import subprocess
@@ -121,7 +122,7 @@ def test_ctrl_c_leaves_the_last_saved_checkpoint_whole(tmp_path):
 
     (tmp_path / "train.txt").write_text(CORPUS * 4)
     out = tmp_path / "model.safetensors"
-    command = [sys.executable, "-m", "numpy_ref_cli.main", "train", "--train", str(tmp_path / "train.txt"),
+    command = [sys.executable, "-m", "numpy_ref_cli.main", "train", "--impl", "numpy", "--train", str(tmp_path / "train.txt"),
                "--eval", str(tmp_path / "train.txt"), "-o", str(out), "--epochs", "1000", "--save-every", "5",
                "--d-model", "16", "--n-heads", "2", "--d-ff", "32", "--n-layers", "1", "--max-seq-len", "8",
                "--log-every", "1000000", "--threads", "1"]
