@@ -99,3 +99,15 @@ def run_without_torch(script: str):
     check = '\nassert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"\n'
     return subprocess.run([sys.executable, "-c", TORCH_BLOCKER + textwrap.dedent(script) + check],
                           capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: on a busy 2-core machine one torch thread is about 3x faster than two.
+    Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -29,12 +29,7 @@ SPEC_DEFAULT = ModelConfig(vocab_size=64)
 TINY = ModelConfig(vocab_size=12, d_model=8, n_heads=2, d_ff=12, n_layers=2, max_seq_len=6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _params64(config, seed):

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from numpy_ref.config import ModelConfig
 from torch_model.grad_parity import default_grad_cases
@@ -29,13 +28,7 @@ CONFIG = ModelConfig(vocab_size=64)  # SPEC's default
 BY_NAME = {m.name: m for m in MUTANTS}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tensors are tiny: on a busy 2-core machine one thread is about 3x faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
