@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import random_checkpoint  # noqa: E402
-from numpy_ref.config import ModelConfig  # noqa: E402
+from tolerance_sweep import draw_config  # noqa: E402
 from torch_model.grad_parity import default_grad_cases, run_grad_parity  # noqa: E402
 
 
@@ -34,11 +35,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     worst, failures, runs = {}, [], 0
     for i in range(args.configs):
-        heads = int(rng.choice([1, 2, 4, 8]))
-        config = ModelConfig(
-            vocab_size=int(rng.integers(2, 80)), d_model=heads * int(rng.integers(1, 17)), n_heads=heads,
-            d_ff=int(rng.integers(1, 300)), n_layers=int(rng.integers(1, 4)), max_seq_len=int(rng.integers(1, 65)),
-        )
+        config = draw_config(rng)
         for spec_init_scale in (False, True):
             checkpoint = random_checkpoint(config, i, spec_init_scale=spec_init_scale)
             for dtype in ("float32", "float64"):

@@ -22,6 +22,16 @@ from numpy_ref.config import ModelConfig  # noqa: E402
 from torch_model.parity import default_cases, run_parity  # noqa: E402
 
 
+def draw_config(rng) -> ModelConfig:
+    """A random valid config: 1 to 3 layers, 1 to 8 heads of width 1 to 16, d_ff 1 to 299,
+    max_seq_len 1 to 64, vocabulary 2 to 79 (the same draw for both sweeps)."""
+    heads = int(rng.choice([1, 2, 4, 8]))
+    return ModelConfig(
+        vocab_size=int(rng.integers(2, 80)), d_model=heads * int(rng.integers(1, 17)), n_heads=heads,
+        d_ff=int(rng.integers(1, 300)), n_layers=int(rng.integers(1, 4)), max_seq_len=int(rng.integers(1, 65)),
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", type=int, default=60)
@@ -31,11 +41,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     worst, failures = {}, []
     for i in range(args.configs):
-        heads = int(rng.choice([1, 2, 4, 8]))
-        config = ModelConfig(
-            vocab_size=int(rng.integers(2, 80)), d_model=heads * int(rng.integers(1, 17)), n_heads=heads,
-            d_ff=int(rng.integers(1, 300)), n_layers=int(rng.integers(1, 4)), max_seq_len=int(rng.integers(1, 65)),
-        )
+        config = draw_config(rng)
         for dtype in ("float32", "float64"):
             report = run_parity(random_checkpoint(config, i), dtype, default_cases(config, i), measure_noise=not args.fixed)
             for row in report.rows:

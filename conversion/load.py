@@ -117,15 +117,20 @@ def detect_format(path) -> str:
 # -- config -----------------------------------------------------------------------------------
 
 
+def _read_text(path, what: str, error_class) -> str:
+    """A UTF-8 side file's text, or `error_class` naming the file and what went wrong."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error_class(f"{path}: no such {what}.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise error_class(f"{path}: cannot read the {what} ({error}).") from None
+
+
 def read_config_file(config_file) -> dict:
     """A JSON object with some or all of ModelConfig's fields."""
     source = str(config_file)
-    try:
-        text = Path(config_file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such config file.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{source}: cannot read the config file ({error}).") from None
+    text = _read_text(config_file, "config file", ConfigError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -257,12 +262,7 @@ def read_vocab_file(vocab_file) -> list:
     The file is JSON when it starts with `["` (or is `[]`); a first line `[PAD]` is the lines form.
     """
     source = str(vocab_file)
-    try:
-        text = Path(vocab_file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CheckpointError(f"{source}: no such vocabulary file.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{source}: cannot read the vocabulary file ({error}).") from None
+    text = _read_text(vocab_file, "vocabulary file", CheckpointError)
     if re.match(r'\s*\[\s*("|\])', text):  # a JSON list of strings; "[PAD]" on line 1 is the lines form
         try:
             words = json.loads(text)

@@ -7,27 +7,26 @@ temporary file is removed and the destination is untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path to write to; on success it replaces `path`, with the
-    permissions a new file would get (0666 less the umask, not mkstemp's 0600)."""
+    """Yield a temporary path to write to; on success it replaces `path`. The temporary
+    file is named before it is created, so an interruption at any moment (Ctrl-C included)
+    still removes it; it is created with mode 0666 less the umask, like any new file."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        yield str(temporary)
         os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
 

@@ -16,10 +16,9 @@ styled inline, so a fragment looks the same in a notebook as in the page.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 
+from .atomic import write_text_atomic
 from .errors import InputError
 
 # White to dark blue, for weights and shares in [0, 1].
@@ -486,23 +485,9 @@ def check_writable(path) -> None:
 
 
 def write_page(path, text: str) -> None:
-    """Write the page atomically: a temporary file in the same folder, renamed into place."""
+    """Write the page atomically (numpy_ref.atomic): complete, or not at all."""
     check_writable(path)
-    path = Path(path)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_text_atomic(path, text)
     except OSError as error:
-        raise InputError(f"--html {path}: cannot write in {path.parent} ({error.strerror}).") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the page from others
-        os.replace(temporary, path)
-    except BaseException as error:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise InputError(f"--html {path}: cannot write the page ({error.strerror or error}).") from None
-        raise
+        raise InputError(f"--html {path}: cannot write the page ({error.strerror or error}).") from None

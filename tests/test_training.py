@@ -137,4 +137,5 @@ def test_ctrl_c_leaves_the_last_saved_checkpoint_whole(tmp_path):
     assert "Traceback" not in stderr
     model = numpy_ref.load(out)
     assert model.config.d_model == 16
-    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert not leftovers, (leftovers, stderr)
